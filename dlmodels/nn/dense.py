@@ -1,0 +1,37 @@
+"""Fully connected (affine) layer."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from dlmodels.model import Model
+from dlmodels.nn import initializers
+
+
+def dense(in_features: int, out_features: int, *, w_init="glorot_uniform", b_init="zeros",
+          use_bias: bool = True) -> Model:
+    """Affine map ``y = x W + b``.
+
+    Params: ``{"w": [in_features, out_features], "b": [out_features]}`` (no ``"b"`` without bias).
+    ``apply(params, x)``: ``x [..., in_features] -> y [..., out_features]``.
+    """
+    if in_features <= 0 or out_features <= 0:
+        raise ValueError(f"dense sizes must be positive, got {in_features} -> {out_features}")
+    w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+
+    def init(key: jax.Array, dtype=jnp.float32) -> dict:
+        key_w, key_b = jax.random.split(key)
+        params = {"w": w_init(key_w, (in_features, out_features), dtype)}
+        if use_bias:
+            params["b"] = b_init(key_b, (out_features,), dtype)
+        return params
+
+    def apply(params: dict, x: jax.Array) -> jax.Array:
+        chex.assert_axis_dimension(x, -1, in_features,
+                                   custom_message=f"dense: expected input [..., {in_features}], got {x.shape}")
+        y = x @ params["w"]
+        return y + params["b"] if use_bias else y
+
+    return Model(init, apply)

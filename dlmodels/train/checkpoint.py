@@ -1,0 +1,101 @@
+"""Orbax checkpoints of a ``TrainState`` together with the run's config and step.
+
+Layout: ``<directory>/<step>/state`` (params as nested dicts, the optimizer state's leaves, the
+step and the key) and ``<directory>/<step>/config`` (JSON). Orbax writes each checkpoint to a
+temporary directory and renames it when complete, so a crash during a save leaves the earlier ones
+intact; a checkpoint that cannot be read raises ``CheckpointError`` and nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from dlmodels.train.state import TrainState
+
+logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not match the state it is restored into."""
+
+
+def _to_tree(state: TrainState) -> dict:
+    leaves = jax.tree.leaves(state.opt_state)
+    return {"params": state.params, "opt_state": {f"leaf_{i}": x for i, x in enumerate(leaves)},
+            "step": state.step, "key": state.key}
+
+
+def _describe(tree) -> dict:
+    return {jax.tree_util.keystr(p): (tuple(x.shape), str(x.dtype))
+            for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+class Checkpointer:
+    """Saves and restores train states in ``directory``, keeping the newest ``keep``."""
+
+    def __init__(self, directory: str | os.PathLike, *, keep: int = 3):
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.directory = os.path.abspath(os.fspath(directory))
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               enable_async_checkpointing=False)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def steps(self) -> list[int]:
+        """The steps of the complete checkpoints present, oldest first."""
+        self._manager.reload()
+        return sorted(self._manager.all_steps())
+
+    def save(self, state: TrainState, *, config: dict | None = None) -> str:
+        """Write ``state`` (and ``config`` as JSON) under its step; returns the checkpoint's path."""
+        step = int(np.max(np.asarray(state.step)))
+        args = ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(state)),
+                                  config=ocp.args.JsonSave(config or {}))
+        self._manager.save(step, args=args, force=True)
+        self._manager.wait_until_finished()
+        return os.path.join(self.directory, str(step))
+
+    def restore(self, target: TrainState, *, step: int | None = None) -> tuple[TrainState, dict]:
+        """Restore into the structure of ``target`` (a state, or its ``jax.eval_shape``).
+
+        ``step=None`` takes the newest checkpoint. Returns ``(state, config)``. Raises
+        ``CheckpointError`` when there is none, when it cannot be read, or when its shapes, dtypes
+        or tree structure differ from ``target``'s.
+        """
+        steps = self.steps()
+        if not steps:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        step = steps[-1] if step is None else step
+        if step not in steps:
+            raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; "
+                                  f"available steps: {steps}")
+        path = os.path.join(self.directory, str(step))
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore()))
+            tree, config = restored.state, restored.config
+        except Exception as e:  # orbax/tensorstore raise many types for damaged files
+            raise CheckpointError(
+                f"checkpoint {path} could not be read ({type(e).__name__}: {e}). It was left as it "
+                f"is; other steps available: {[s for s in steps if s != step]} "
+                f"(restore one with step=...)") from e
+        expected = _describe(_to_tree(target))
+        found = _describe(tree)
+        if expected != found:
+            diff = sorted(set(expected.items()) ^ set(found.items()))[:6]
+            raise CheckpointError(f"checkpoint {path} does not match the state being restored "
+                                  f"(model or optimizer changed?); differing leaves: {diff}")
+        treedef = jax.tree.structure(target.opt_state)
+        n = treedef.num_leaves
+        opt_state = jax.tree.unflatten(treedef, [tree["opt_state"][f"leaf_{i}"] for i in range(n)])
+        params = jax.tree.map(lambda t, x: x, target.params, tree["params"])
+        return TrainState(params, opt_state, tree["step"], tree["key"]), dict(config or {})
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,240 @@
+"""The epoch loop: batches, scanned steps, evaluation, metrics.jsonl, checkpoints and resume,
+for one run or for K runs (seeds or hyper-parameter settings) trained as one vmapped program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from dlmodels.data.batching import batch_indices
+from dlmodels.train.checkpoint import Checkpointer, CheckpointError
+from dlmodels.train.state import TrainState, init_state, init_states, set_hyperparams
+from dlmodels.train.step import LossFn, make_evaluate, make_train_steps
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient became NaN or infinite; ``step`` is the update that produced it."""
+
+    def __init__(self, message: str, step: int, state: Any = None):
+        super().__init__(message)
+        self.step, self.state = step, state
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Steps are counted in updates; an epoch is ``N // batch_size`` updates.
+
+    ``seed`` draws the initial params and dropout keys; ``data_seed`` the order of examples (the
+    same for all runs of a vmapped group). ``steps_per_call`` updates run in one compiled
+    ``lax.scan``. ``max_steps > 0`` stops early (e.g. to resume later). ``on_nonfinite``: "raise"
+    stops with ``NonFiniteError`` naming the step, keeping the last finite state; "skip" drops
+    that update and goes on. ``progress=None`` shows a bar only on a terminal and not under CI.
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    data_seed: int = 0
+    steps_per_call: int = 100
+    eval_batch_size: int = 1000
+    max_steps: int = 0
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 3
+    on_nonfinite: str = "raise"
+    progress: bool | None = None
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "steps_per_call", "eval_batch_size", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_steps", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"TrainConfig.on_nonfinite must be 'raise' or 'skip', "
+                             f"got {self.on_nonfinite!r}")
+
+
+class FitResult(NamedTuple):
+    """``state``: the final state (stacked for K runs); ``history``: one dict per epoch, as written
+    to metrics.jsonl; ``final``: the last evaluation (lists over runs for K runs)."""
+
+    state: TrainState
+    history: list
+    final: dict
+
+
+def summarize(values) -> dict:
+    """``{"mean", "std", "min", "max"}`` of a list of numbers (std with ddof=0)."""
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
+            "max": float(v.max())}
+
+
+def _progress_enabled(setting: bool | None) -> bool:
+    if setting is not None:
+        return setting
+    return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
+
+
+def _jsonable(x):
+    a = np.asarray(x)
+    return a.item() if a.ndim == 0 else a.tolist()
+
+
+def fit(init_fn: Callable[[jax.Array], Any], loss_fn: LossFn,
+        optimizer: optax.GradientTransformation, train_data, config: TrainConfig, *,
+        eval_fn: Callable[[Any, Any], dict] | None = None, eval_data=None,
+        run_dir: str | os.PathLike | None = None, resume: bool = False,
+        seeds: Sequence[int] | None = None, hyperparams: dict | None = None,
+        record: dict | None = None) -> FitResult:
+    """Train ``init_fn``'s params on ``train_data`` by minimising ``loss_fn`` with ``optimizer``.
+
+    ``train_data``/``eval_data``: pytrees (e.g. ``(x, y)``) of arrays with a leading example axis.
+    ``loss_fn(params, batch, key) -> (scalar loss, aux)``; ``eval_fn(params, batch) -> {name:
+    per-example values [B]}``, averaged over ``eval_data`` after every epoch.
+
+    ``seeds``: train one run per seed in one vmapped program (``None``: one run with
+    ``config.seed``). ``hyperparams``: ``{name: [v_1..v_K]}`` for an ``optax.inject_hyperparams``
+    optimizer, one value per run (seeds default to ``config.seed`` for every run).
+
+    With ``run_dir``: each epoch appends a line to ``run_dir/metrics.jsonl``; checkpoints go to
+    ``run_dir/checkpoints`` every ``checkpoint_every`` steps and at the end, with ``record`` (e.g.
+    the experiment's config) and this ``config``. ``resume=True`` continues from the newest
+    checkpoint there (or starts afresh if there is none); without it a directory that already holds
+    checkpoints is refused rather than overwritten.
+    """
+    if hyperparams:
+        sizes = {len(v) for v in hyperparams.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"hyperparams need the same number of values each, got {sizes}")
+        k = sizes.pop()
+        seeds = list(seeds) if seeds is not None else [config.seed] * k
+        if len(seeds) != k:
+            raise ValueError(f"{len(seeds)} seeds but {k} hyper-parameter values")
+    multi = seeds is not None
+    if multi and len(seeds) == 0:
+        raise ValueError("seeds is empty")
+
+    data = jax.device_put(jax.tree.map(jnp.asarray, train_data))
+    sizes = {a.shape[0] for a in jax.tree.leaves(data)}
+    if len(sizes) != 1:
+        raise ValueError(f"train_data arrays have different numbers of examples: {sorted(sizes)}")
+    n = sizes.pop()
+    steps_per_epoch = n // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size {config.batch_size} is larger than the training set ({n})")
+    total = config.epochs * steps_per_epoch
+    stop = min(total, config.max_steps) if config.max_steps else total
+
+    state = (init_states(init_fn, optimizer, seeds) if multi
+             else init_state(init_fn, optimizer, config.seed))
+    if hyperparams:
+        state = state._replace(opt_state=set_hyperparams(state.opt_state, **hyperparams))
+
+    checkpointer = None
+    saved = {"train_config": dataclasses.asdict(config), "record": record or {},
+             "seeds": list(seeds) if multi else None}
+    if run_dir is not None:
+        os.makedirs(run_dir, exist_ok=True)
+        checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"),
+                                    keep=config.keep_checkpoints)
+        if checkpointer.steps():
+            if not resume:
+                raise CheckpointError(
+                    f"{checkpointer.directory} already holds checkpoints {checkpointer.steps()}; "
+                    "pass resume=True to continue from them, or use a new run directory")
+            state, _ = checkpointer.restore(state)
+            if hyperparams:  # the restored opt_state holds them already; nothing to redo
+                pass
+    elif resume:
+        raise ValueError("resume=True needs a run_dir holding checkpoints")
+
+    run = make_train_steps(loss_fn, optimizer, halt_on_nonfinite=config.on_nonfinite == "raise")
+    if multi:
+        run = jax.vmap(run, in_axes=(0, None, None))
+    run = jax.jit(run)
+    evaluate = None
+    if eval_fn is not None and eval_data is not None:
+        evaluate = make_evaluate(eval_fn, config.eval_batch_size)
+        evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)) if multi else evaluate)
+        eval_data = jax.device_put(jax.tree.map(jnp.asarray, eval_data))
+
+    data_key = jax.random.PRNGKey(config.data_seed)
+    history: list[dict] = []
+    final: dict = {}
+    step = int(np.max(np.asarray(state.step)))
+    epoch_losses: list[np.ndarray] = []
+    skipped = 0
+    t_epoch = time.perf_counter()
+    bar = tqdm(total=stop, initial=step, disable=not _progress_enabled(config.progress),
+               unit="step", dynamic_ncols=True)
+    metrics_path = os.path.join(run_dir, "metrics.jsonl") if run_dir is not None else None
+    try:
+        while step < stop:
+            epoch, offset = divmod(step, steps_per_epoch)
+            length = min(config.steps_per_call, steps_per_epoch - offset, stop - step)
+            if config.checkpoint_every:
+                length = min(length, config.checkpoint_every - step % config.checkpoint_every)
+            idx = batch_indices(data_key, n, config.batch_size, epoch=epoch)[offset:offset + length]
+            state, metrics = run(state, data, jnp.asarray(idx))
+            finite = np.asarray(metrics.finite)  # [S] or [K, S]
+            if not finite.all():
+                bad = np.argwhere(~finite.reshape(-1, length))  # rows: (run, step in call)
+                if config.on_nonfinite == "raise":
+                    first = int(bad[:, 1].min())
+                    who = (f" in run {sorted(set(int(r) for r in bad[bad[:, 1] == first, 0]))}"
+                           if multi else "")
+                    raise NonFiniteError(
+                        f"non-finite loss or gradient at step {step + first}{who} (epoch {epoch}); "
+                        f"params are kept from the last finite step. Lower the learning rate, clip "
+                        f"gradients, or set on_nonfinite='skip'.", step + first, state)
+                skipped += int((~finite).sum())
+            epoch_losses.append(np.asarray(metrics.loss))
+            step += length
+            bar.update(length)
+            end_of_epoch = step % steps_per_epoch == 0 or step == stop
+            if checkpointer is not None and config.checkpoint_every and \
+                    step % config.checkpoint_every == 0 and step < stop:
+                checkpointer.save(state, config=saved)
+            if end_of_epoch:
+                losses = np.concatenate(epoch_losses, axis=-1)
+                entry = {"epoch": round(step / steps_per_epoch, 4), "step": step, "seconds": time.perf_counter() - t_epoch,
+                         "train_loss": _jsonable(np.nanmean(losses, axis=-1))}
+                if skipped:
+                    entry["skipped_steps"] = skipped
+                if evaluate is not None:
+                    final = {k: _jsonable(v) for k, v in evaluate(state.params, eval_data).items()}
+                    entry.update({f"eval_{k}": v for k, v in final.items()})
+                if multi:
+                    for k in [k for k in entry if k.startswith(("train_", "eval_"))]:
+                        s = summarize(entry[k])
+                        entry[f"{k}_mean"], entry[f"{k}_std"] = s["mean"], s["std"]
+                history.append(entry)
+                if metrics_path:
+                    with open(metrics_path, "a") as f:
+                        f.write(json.dumps(entry) + "\n")
+                bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)
+                                 for k, v in entry.items() if k in ("train_loss", "train_loss_mean",
+                                                                    "eval_accuracy",
+                                                                    "eval_accuracy_mean")})
+                epoch_losses, t_epoch = [], time.perf_counter()
+    finally:
+        bar.close()
+    if checkpointer is not None:
+        if step not in checkpointer.steps():
+            checkpointer.save(state, config=saved)
+        checkpointer.close()
+    return FitResult(state, history, final)

@@ -1,0 +1,107 @@
+"""Jitted training steps built from any ``loss_fn(params, batch, key) -> (loss, aux)`` and any
+optax optimizer, and a scanned multi-step that runs many updates in one compiled call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dlmodels.train.state import TrainState
+
+LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, Any]]
+
+
+class StepMetrics(NamedTuple):
+    """Per-step outputs: the loss, whether loss and gradients were finite, and the loss's aux."""
+
+    loss: jax.Array
+    finite: jax.Array
+    aux: Any
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
+
+
+def _select(pred, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
+
+
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
+    """``train_step(state, batch) -> (state, StepMetrics)``: one gradient update.
+
+    ``g = grad_params loss_fn(params, batch, fold_in(key, step))``; ``params <- params +
+    optimizer.update(g)``. A non-finite loss or gradient leaves params and optimizer state as they
+    were (the step counter still advances) and reports ``finite=False``.
+    """
+
+    def train_step(state: TrainState, batch) -> tuple[TrainState, StepMetrics]:
+        key = jax.random.fold_in(state.key, state.step)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+        finite = jnp.isfinite(loss) & _all_finite(grads)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = TrainState(_select(finite, params, state.params),
+                         _select(finite, opt_state, state.opt_state), state.step + 1, state.key)
+        return new, StepMetrics(loss, finite, aux)
+
+    return train_step
+
+
+def make_train_steps(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
+                     halt_on_nonfinite: bool = True):
+    """``run(state, data, indices) -> (state, StepMetrics stacked over steps)``.
+
+    ``data``: a pytree of arrays with a leading example axis ``[N, ...]`` (kept on the device);
+    ``indices``: int ``[S, B]``, the examples of each of S steps. The S updates run inside one
+    ``lax.scan``. With ``halt_on_nonfinite`` the first non-finite step freezes the state (step
+    counter included) for the rest of the call, so the caller can stop at the last good state.
+    """
+    train_step = make_train_step(loss_fn, optimizer)
+
+    def run(state: TrainState, data, indices: jax.Array):
+        def body(carry, idx):
+            state, halted = carry
+            batch = jax.tree.map(lambda a: a[idx], data)
+            new, metrics = train_step(state, batch)
+            if halt_on_nonfinite:
+                halted = halted | ~metrics.finite
+                new = _select(halted, state, new)
+            return (new, halted), metrics
+
+        (state, _), metrics = jax.lax.scan(body, (state, jnp.array(False)), indices)
+        return state, metrics
+
+    return run
+
+
+def make_evaluate(eval_fn: Callable[[Any, Any], dict], batch_size: int):
+    """``evaluate(params, data) -> {name: mean over examples}`` in one compiled call.
+
+    ``eval_fn(params, batch) -> {name: per-example values [B]}``. The data are cut into batches of
+    ``batch_size``; the last one is padded and the padding masked out of the means.
+    """
+
+    def evaluate(params, data) -> dict:
+        n = jax.tree.leaves(data)[0].shape[0]
+        n_batches = -(-n // batch_size)
+        idx = jnp.arange(n_batches * batch_size)
+        mask = (idx < n).reshape(n_batches, batch_size)
+        idx = jnp.minimum(idx, n - 1).reshape(n_batches, batch_size)
+
+        def body(totals, xs):
+            i, m = xs
+            values = eval_fn(params, jax.tree.map(lambda a: a[i], data))
+            return jax.tree.map(lambda t, v: t + jnp.sum(jnp.where(m, v, 0.0)), totals, values), None
+
+        first = jax.eval_shape(eval_fn, params, jax.tree.map(lambda a: a[idx[0]], data))
+        zeros = jax.tree.map(lambda s: jnp.zeros((), jnp.float32), first)
+        totals, _ = jax.lax.scan(body, zeros, (idx, mask))
+        return jax.tree.map(lambda t: t / n, totals)
+
+    return evaluate
