@@ -1,0 +1,196 @@
+"""The benchmark runner every suite uses: timing, the environment record, result records, the ratio
+table and the JSON report.
+
+A suite module ``benchmarks.<suite>`` exposes ``main(argv: list[str] | None = None) -> int``, builds
+its parser with :func:`make_parser` (``--repeats``, ``--warmup``, ``--quick``, ``--out``), measures
+each case with :func:`time_fn`, and ends with :func:`print_table` and :func:`write_json`.
+
+Ratios are always ``peer time / our time``: above 1 we are faster. "Ours" is the way the library
+does it (e.g. K seeds as one vmapped program); "peer" is what it is compared with (K sequential
+runs, another framework, a Python loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+# (distribution name for the record, module to import); the optional ones are recorded if present.
+_REQUIRED = (("jax", "jax"), ("jaxlib", "jaxlib"), ("flax", "flax"), ("optax", "optax"),
+             ("numpy", "numpy"))
+_OPTIONAL = (("torch", "torch"), ("equinox", "equinox"), ("dm-haiku", "haiku"))
+
+
+class Timing(NamedTuple):
+    """``median``: the median of ``times``, in seconds; ``times``: every timed call, in order."""
+
+    median: float
+    times: tuple[float, ...]
+
+
+def time_fn(fn: Callable[..., Any], *args, warmup: int = 2, repeats: int = 7) -> Timing:
+    """Call ``fn(*args)`` ``warmup`` times untimed (compilation, caches), then ``repeats`` times,
+    each timed from the call until ``jax.block_until_ready`` of its result returns.
+
+    The median is robust to the odd slow call on a shared machine; report it, keep ``times``.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    for _ in range(warmup):
+        jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return Timing(statistics.median(times), tuple(times))
+
+
+def _version(module: str) -> str | None:
+    try:
+        return getattr(importlib.import_module(module), "__version__", "unknown")
+    except Exception:  # not installed, or broken: either way not part of this record
+        return None
+
+
+def environment() -> dict:
+    """Where the numbers were taken: device, platform, CPU count, library versions, date (UTC)."""
+    devices = jax.devices()
+    versions = {name: _version(module) for name, module in _REQUIRED}
+    for name, module in _OPTIONAL:
+        v = _version(module)
+        if v is not None:
+            versions[name] = v
+    return {
+        "backend": jax.default_backend(),
+        "devices": [f"{d.platform}:{d.device_kind}" for d in devices],
+        "device_kind": devices[0].device_kind,
+        "device_count": len(devices),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One benchmarked configuration: ``name`` and the ``shapes`` it runs at (layer sizes, batch,
+    steps, ...), plus anything else needed to read it in ``details``."""
+
+    name: str
+    shapes: dict
+    details: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """How one side of a comparison ran (``label``) and its :class:`Timing`."""
+
+    label: str
+    timing: Timing
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """``ours`` against ``peer`` on ``case``; ``ratio = peer / ours`` (> 1: we are faster).
+
+    ``checks`` holds anything verified on the side, e.g. that both sides computed the same thing.
+    """
+
+    case: Case
+    ours: Measurement
+    peer: Measurement
+    checks: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.peer.timing.median / self.ours.timing.median
+
+    def to_json(self) -> dict:
+        return {"case": self.case.name, "shapes": self.case.shapes, "details": self.case.details,
+                "ours": {"label": self.ours.label, "median_s": self.ours.timing.median,
+                         "times_s": list(self.ours.timing.times)},
+                "peer": {"label": self.peer.label, "median_s": self.peer.timing.median,
+                         "times_s": list(self.peer.timing.times)},
+                "ratio_peer_over_ours": self.ratio, "checks": self.checks}
+
+
+def format_shapes(shapes: dict) -> str:
+    """``{"layers": (64, 32, 10), "batch": 32}`` -> ``"layers=64-32-10 batch=32"``."""
+    def one(v):
+        return "-".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
+    return " ".join(f"{k}={one(v)}" for k, v in shapes.items())
+
+
+def format_table(title: str, results: Sequence[Result]) -> str:
+    """A plain-text table: case, shapes, peer and our median times, and ``peer / ours``."""
+    if not results:
+        return f"{title}: no results"
+    peer_label = results[0].peer.label
+    ours_label = results[0].ours.label
+    header = ["case", "shapes", f"{peer_label} (s)", f"{ours_label} (s)",
+              f"ratio {peer_label}/{ours_label}"]
+    rows = [[r.case.name, format_shapes(r.case.shapes), f"{r.peer.timing.median:.4f}",
+             f"{r.ours.timing.median:.4f}", f"{r.ratio:.2f}x"] for r in results]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    line = "  ".join("-" * w for w in widths)
+    out = [f"{title}: ratio = peer time / our time ({peer_label} / {ours_label}); "
+           f"> 1 means ours ({ours_label}) is faster. Times are medians.",
+           "  ".join(h.ljust(w) for h, w in zip(header, widths)), line]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(out)
+
+
+def print_table(title: str, results: Sequence[Result], file=None) -> None:
+    print(format_table(title, results), file=file or sys.stdout, flush=True)
+
+
+def make_parser(suite: str, description: str) -> argparse.ArgumentParser:
+    """The arguments every suite takes; a suite adds its own after."""
+    p = argparse.ArgumentParser(prog=f"dlmodels bench {suite}", description=description)
+    p.add_argument("--repeats", type=int, default=7, help="timed calls per measurement (median)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (compilation)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny shapes and 1 repeat: a smoke test of the suite, not a measurement")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"JSON report path (default {OUT_DIR}/{suite}.json)")
+    return p
+
+
+def write_json(suite: str, results: Sequence[Result], *, out: str | os.PathLike | None = None,
+               config: dict | None = None, extra: dict | None = None) -> Path:
+    """Write ``{"suite", "environment", "config", "results", ...extra}`` to ``out`` (default
+    ``benchmarks/out/<suite>.json``) and return the path."""
+    path = Path(out) if out is not None else OUT_DIR / f"{suite}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"suite": suite, "environment": environment(), "config": config or {},
+               "ratio": "peer time / our time; > 1 means ours is faster",
+               "results": [r.to_json() for r in results]}
+    payload.update(extra or {})
+    path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(x):
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
