@@ -32,6 +32,8 @@ def dense(in_features: int, out_features: int, *, w_init="glorot_uniform", b_ini
         chex.assert_axis_dimension(x, -1, in_features,
                                    custom_message=f"dense: expected input [..., {in_features}], got {x.shape}")
         y = x @ params["w"]
-        return y + params["b"] if use_bias else y
+        if not use_bias:
+            return y
+        return y + jnp.expand_dims(params["b"], tuple(range(y.ndim - 1)))
 
     return Model(init, apply)

@@ -89,6 +89,14 @@ def _progress_enabled(setting: bool | None) -> bool:
     return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
 
 
+def _finite_mean(losses: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the finite values (NaN where there are none)."""
+    finite = np.isfinite(losses)
+    total = np.where(finite, losses, 0.0).sum(-1)
+    count = finite.sum(-1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _jsonable(x):
     a = np.asarray(x)
     return a.item() if a.ndim == 0 else a.tolist()
@@ -212,7 +220,7 @@ def fit(init_fn: Callable[[jax.Array], Any], loss_fn: LossFn,
             if end_of_epoch:
                 losses = np.concatenate(epoch_losses, axis=-1)
                 entry = {"epoch": round(step / steps_per_epoch, 4), "step": step, "seconds": time.perf_counter() - t_epoch,
-                         "train_loss": _jsonable(np.nanmean(losses, axis=-1))}
+                         "train_loss": _jsonable(_finite_mean(losses))}
                 if skipped:
                     entry["skipped_steps"] = skipped
                 if evaluate is not None:

@@ -88,6 +88,7 @@ def make_evaluate(eval_fn: Callable[[Any, Any], dict], batch_size: int):
     """
 
     def evaluate(params, data) -> dict:
+        data = jax.tree.map(jnp.asarray, data)
         n = jax.tree.leaves(data)[0].shape[0]
         n_batches = -(-n // batch_size)
         idx = jnp.arange(n_batches * batch_size)

@@ -1,0 +1,188 @@
+"""The training engine: determinism, resume, vmapped seeds, non-finite guards, checkpoints."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dlmodels import data
+from dlmodels.mlp import mlp
+from dlmodels.train import (Checkpointer, CheckpointError, NonFiniteError, TrainConfig, fit,
+                            init_state, make_evaluate, make_train_step, set_hyperparams)
+from dlmodels.train.objectives import classifier
+
+MODEL = mlp((64, 32, 10), dropout_rate=0.2)  # dropout: the per-step keys matter
+LOSS_FN, EVAL_FN = classifier(MODEL.apply)
+TRAIN = data.load("digits", "train")
+VALID = data.load("digits", "valid")
+CONFIG = TrainConfig(epochs=3, batch_size=64, steps_per_call=7)  # 19 steps an epoch
+
+
+def _fit(config=CONFIG, optimizer=None, **kw):
+    return fit(MODEL.init, LOSS_FN, optimizer or optax.adam(3e-3), TRAIN, config, **kw)
+
+
+def _assert_trees_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def dataclasses_replace(config, **kw):
+    return dataclasses.replace(config, **kw)
+
+
+def test_same_seed_same_result_and_learning():
+    a, b = _fit(eval_fn=EVAL_FN, eval_data=VALID), _fit(eval_fn=EVAL_FN, eval_data=VALID)
+    _assert_trees_equal(a.state, b.state)
+    assert a.history == [dict(h, seconds=a.history[i]["seconds"]) for i, h in enumerate(b.history)]
+    c = _fit(dataclasses_replace(CONFIG, seed=1))
+    assert not np.array_equal(c.state.params["layer_0"]["w"], a.state.params["layer_0"]["w"])
+    assert a.final["accuracy"] > 0.7 and a.history[-1]["train_loss"] < a.history[0]["train_loss"]
+
+
+def test_step_matches_hand_written_sgd_update():
+    optimizer = optax.sgd(0.1)
+    state = init_state(MODEL.init, optimizer, 0)
+    batch = (jnp.asarray(TRAIN[0][:16]), jnp.asarray(TRAIN[1][:16]))
+    new, metrics = jax.jit(make_train_step(LOSS_FN, optimizer))(state, batch)
+    key = jax.random.fold_in(state.key, 0)
+    grads = jax.grad(lambda p: LOSS_FN(p, batch, key)[0])(state.params)
+    expected = jax.tree.map(lambda p, g: p - 0.1 * g, state.params, grads)
+    for x, y in zip(jax.tree.leaves(new.params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    assert int(new.step) == 1 and bool(metrics.finite)
+
+
+def test_resume_is_bitwise_identical(tmp_path):
+    straight = _fit(run_dir=tmp_path / "straight")
+    total = straight.history[-1]["step"]
+    half = dataclasses_replace(CONFIG, max_steps=total // 2)
+    _fit(half, run_dir=tmp_path / "resumed")
+    assert Checkpointer(tmp_path / "resumed" / "checkpoints").steps() == [total // 2]
+    resumed = _fit(run_dir=tmp_path / "resumed", resume=True)
+    assert int(resumed.state.step) == total
+    _assert_trees_equal(straight.state, resumed.state)
+    lines = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["epoch"] for l in lines] == [1, 2, 3]
+
+
+def test_fresh_run_refuses_directory_with_checkpoints(tmp_path):
+    _fit(dataclasses_replace(CONFIG, epochs=1), run_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="resume=True"):
+        _fit(dataclasses_replace(CONFIG, epochs=1), run_dir=tmp_path)
+
+
+def test_vmapped_seeds_equal_separate_runs():
+    seeds = [3, 0, 7]
+    stacked = _fit(seeds=seeds, eval_fn=EVAL_FN, eval_data=VALID)
+    for k, seed in enumerate(seeds):
+        single = _fit(dataclasses_replace(CONFIG, seed=seed), eval_fn=EVAL_FN, eval_data=VALID)
+        member = jax.tree.map(lambda a: a[k], stacked.state)
+        for x, y in zip(jax.tree.leaves(member.params), jax.tree.leaves(single.state.params)):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(stacked.final["accuracy"][k], single.final["accuracy"],
+                                   atol=1e-6)
+    entry = stacked.history[-1]
+    np.testing.assert_allclose(entry["eval_accuracy_mean"], np.mean(entry["eval_accuracy"]))
+
+
+def test_vmapped_learning_rates_equal_separate_runs():
+    rates = [1e-3, 1e-2]
+    optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=0.0)
+    config = dataclasses_replace(CONFIG, epochs=1)
+    stacked = _fit(config, optimizer, hyperparams={"learning_rate": rates})
+    for k, rate in enumerate(rates):
+        single = _fit(config, optax.sgd(rate))
+        for x, y in zip(jax.tree.leaves(jax.tree.map(lambda a: a[k], stacked.state.params)),
+                        jax.tree.leaves(single.state.params)):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="inject_hyperparams"):
+        set_hyperparams(optax.adam(1e-3).init({"w": jnp.zeros(2)}), learning_rate=[1.0])
+
+
+def test_nonfinite_loss_raises_naming_the_step():
+    # poison every example with label 9: the first batch holding one fails
+    x, y = TRAIN
+    poison = (y == 9).astype(np.float32)
+
+    def loss_fn(params, batch, key):
+        xb, yb, pb = batch
+        value, aux = LOSS_FN(params, (xb, yb), key)
+        return value + jnp.where(jnp.any(pb > 0), jnp.nan, 0.0), aux
+
+    from dlmodels.data import batch_indices
+
+    first_bad = next(i for i, idx in enumerate(batch_indices(jax.random.PRNGKey(0), len(y), 64))
+                     if (y[idx] == 9).any())
+    with pytest.raises(NonFiniteError, match=f"step {first_bad}") as info:
+        fit(MODEL.init, loss_fn, optax.adam(1e-3), (x, y, poison), CONFIG)
+    assert info.value.step == first_bad
+    assert int(info.value.state.step) == first_bad  # kept at the last finite state
+    assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(info.value.state.params))
+
+    skipped = fit(MODEL.init, loss_fn, optax.adam(1e-3), (x, y, poison),
+                  dataclasses_replace(CONFIG, on_nonfinite="skip"))
+    assert skipped.history[-1]["skipped_steps"] > 0
+    assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(skipped.state.params))
+
+
+def test_corrupted_checkpoint_is_refused_and_last_good_kept(tmp_path):
+    config = dataclasses_replace(CONFIG, epochs=2, checkpoint_every=19)
+    _fit(config, run_dir=tmp_path)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.steps() == [19, 38]
+    good = tmp_path / "checkpoints" / "19"
+    before = {p: p.read_bytes() for p in good.rglob("*") if p.is_file()}
+    # damage every data file of the newest checkpoint
+    for p in (tmp_path / "checkpoints" / "38" / "state").rglob("*"):
+        if p.is_file():
+            p.write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        _fit(dataclasses_replace(config, epochs=3), run_dir=tmp_path, resume=True)
+    assert {p: p.read_bytes() for p in good.rglob("*") if p.is_file()} == before
+    target = init_state(MODEL.init, optax.adam(3e-3), 0)
+    state, saved = Checkpointer(tmp_path / "checkpoints").restore(target, step=19)
+    assert int(state.step) == 19 and saved["train_config"]["epochs"] == 2
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    _fit(dataclasses_replace(CONFIG, epochs=1), run_dir=tmp_path)
+    other = init_state(mlp((64, 16, 10)).init, optax.adam(3e-3), 0)
+    with pytest.raises(CheckpointError, match="does not match"):
+        Checkpointer(tmp_path / "checkpoints").restore(other)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Checkpointer(tmp_path / "empty").restore(other)
+
+
+def test_no_recompilation_across_epochs():
+    traces = []
+
+    def counting_loss(params, batch, key):
+        traces.append(1)
+        return LOSS_FN(params, batch, key)
+
+    fit(MODEL.init, counting_loss, optax.adam(1e-3), TRAIN, dataclasses_replace(CONFIG, epochs=4))
+    # 19 steps an epoch in calls of 7: two scan lengths (7 and 5), each traced once
+    assert len(traces) == 2
+
+
+def test_evaluate_masks_the_padded_batch():
+    params = MODEL.init(jax.random.PRNGKey(0))
+    result = make_evaluate(EVAL_FN, 64)(params, VALID)  # 180 = 2 * 64 + 52
+    logits = MODEL.apply(params, jnp.asarray(VALID[0]))
+    np.testing.assert_allclose(result["accuracy"],
+                               np.mean(np.argmax(logits, -1) == VALID[1]), atol=1e-6)
+
+
+def test_invalid_config():
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        TrainConfig(on_nonfinite="ignore")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="larger than the training set"):
+        _fit(dataclasses_replace(CONFIG, batch_size=5000))
