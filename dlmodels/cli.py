@@ -44,7 +44,13 @@ def _cmd_run(args) -> int:
     except (ValueError, TypeError) as e:
         print(f"dlmodels run {args.name}: {e}", file=sys.stderr)
         return 2
-    run_dir, _ = experiment.run(args.name, changes, root=args.root, run_dir=args.run_dir)
+    from dlmodels.data import DataError
+
+    try:
+        run_dir, _ = experiment.run(args.name, changes, root=args.root, run_dir=args.run_dir)
+    except DataError as e:
+        print(f"dlmodels run {args.name}: {e}", file=sys.stderr)
+        return 1
     print(f"\nresults: {run_dir}/results.json")
     return 0
 

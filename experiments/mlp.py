@@ -102,5 +102,5 @@ def main(config: Config, run_dir: str) -> dict:
     write_json(os.path.join(run_dir, "histories.json"), histories)
     results["plot"] = training_curves(histories, os.path.join(run_dir, "curves.png"),
                                       keys=("train_loss", "eval_accuracy"),
-                                      title=f"MLP on {config.dataset}")
+                                      title=f"MLP on {config.dataset} (eval = validation set)")
     return results
