@@ -1,4 +1,9 @@
-"""scikit-learn's embedded 8x8 digits (1,797 images, 10 classes): needs no download.
+"""The 8x8 handwritten digits (1,797 images, 10 classes), embedded: needs no download.
+
+The file ``digits.npz`` beside this module is a copy of the data scikit-learn ships as
+``load_digits()`` (pixel counts 0..16; from the UCI "Optical Recognition of Handwritten Digits"
+test set, Alpaydin & Kaynak 1998, CC BY 4.0), so the main job runs without scikit-learn; a test
+checks the copy equals scikit-learn's.
 
 Split: ``perm = np.random.default_rng(0).permutation(1797)``; test = ``perm[:360]``, valid =
 ``perm[360:540]``, train = ``perm[540:]`` (1,257). Within a split the examples keep their original
@@ -6,6 +11,8 @@ order (the indices are sorted), so the split is fixed and the same on every mach
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +23,7 @@ N_TEST = 360
 N_VALID = 180
 SPLITS = ("train", "valid", "test")
 SEED = 0
+EMBEDDED = Path(__file__).with_name("digits.npz")
 
 
 def split_indices(split: str) -> np.ndarray:
@@ -28,13 +36,16 @@ def split_indices(split: str) -> np.ndarray:
 
 def load(split: str) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)``: x float32 ``[N, 64]`` = pixels / 16 in [0, 1], y int32 ``[N]`` in 0..9."""
-    from sklearn.datasets import load_digits  # imported here: sklearn is slow to import
-
-    bunch = load_digits()
-    if len(bunch.target) != N_EXAMPLES:
-        raise DataError(f"scikit-learn's digits has {len(bunch.target)} examples, "
-                           f"expected {N_EXAMPLES}")
+    try:
+        with np.load(EMBEDDED) as f:
+            pixels, labels = f["x"], f["y"]
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"the embedded digits file {EMBEDDED} is missing or damaged ({e}); "
+                        "reinstall dlmodels") from e
+    if pixels.shape != (N_EXAMPLES, 64) or labels.shape != (N_EXAMPLES,):
+        raise DataError(f"the embedded digits file {EMBEDDED} has shapes {pixels.shape}, "
+                        f"{labels.shape}; expected ({N_EXAMPLES}, 64), ({N_EXAMPLES},)")
     idx = split_indices(split)
-    x = (bunch.images.reshape(N_EXAMPLES, -1)[idx] / 16.0).astype(np.float32)
-    y = bunch.target[idx].astype(np.int32)
+    x = (pixels[idx] / 16.0).astype(np.float32)
+    y = labels[idx].astype(np.int32)
     return x, y
