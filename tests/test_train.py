@@ -179,6 +179,13 @@ def test_evaluate_masks_the_padded_batch():
                                np.mean(np.argmax(logits, -1) == VALID[1]), atol=1e-6)
 
 
+def test_nonfinite_data_is_refused():
+    x = TRAIN[0].copy()
+    x[5, 3] = np.nan
+    with pytest.raises(ValueError, match=r"train_data\[0\] holds 1 NaN"):
+        fit(MODEL.init, LOSS_FN, optax.sgd(0.1), (x, TRAIN[1]), CONFIG)
+
+
 def test_invalid_config():
     with pytest.raises(ValueError, match="on_nonfinite"):
         TrainConfig(on_nonfinite="ignore")

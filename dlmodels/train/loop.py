@@ -89,6 +89,15 @@ def _progress_enabled(setting: bool | None) -> bool:
     return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
 
 
+def _check_finite(tree, name: str) -> None:
+    for path, a in jax.tree_util.tree_leaves_with_path(tree):
+        a = np.asarray(a)
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            bad = int((~np.isfinite(a)).sum())
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} holds {bad} NaN or infinite "
+                             f"values (shape {a.shape})")
+
+
 def _finite_mean(losses: np.ndarray) -> np.ndarray:
     """Mean over the last axis of the finite values (NaN where there are none)."""
     finite = np.isfinite(losses)
@@ -136,6 +145,9 @@ def fit(init_fn: Callable[[jax.Array], Any], loss_fn: LossFn,
     if multi and len(seeds) == 0:
         raise ValueError("seeds is empty")
 
+    _check_finite(train_data, "train_data")
+    if eval_data is not None:
+        _check_finite(eval_data, "eval_data")
     data = jax.device_put(jax.tree.map(jnp.asarray, train_data))
     sizes = {a.shape[0] for a in jax.tree.leaves(data)}
     if len(sizes) != 1:
