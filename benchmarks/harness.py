@@ -3,7 +3,8 @@ table and the JSON report.
 
 A suite module ``benchmarks.<suite>`` exposes ``main(argv: list[str] | None = None) -> int``, builds
 its parser with :func:`make_parser` (``--repeats``, ``--warmup``, ``--quick``, ``--out``), measures
-each case with :func:`time_fn`, and ends with :func:`print_table` and :func:`write_json`.
+each case with :func:`time_fn`, or :func:`time_interleaved` to time the sides of a comparison in
+alternation on a shared machine, and ends with :func:`print_table` and :func:`write_json`.
 
 Ratios are always ``peer time / our time``: above 1 we are faster. "Ours" is the way the library
 does it (e.g. K seeds as one vmapped program); "peer" is what it is compared with (K sequential
@@ -60,11 +61,41 @@ def time_fn(fn: Callable[..., Any], *args, warmup: int = 2, repeats: int = 7) ->
     return Timing(statistics.median(times), tuple(times))
 
 
+def time_interleaved(fns: dict[str, Callable[[], Any]], *, warmup: int = 2,
+                     repeats: int = 7) -> dict[str, Timing]:
+    """Time several zero-argument functions in rounds, one call of each per round, so that a
+    burst of load from elsewhere on a shared machine lands on all of them alike rather than on
+    whichever ran then. Each call is timed as in :func:`time_fn`."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    for fn in fns.values():
+        for _ in range(warmup):
+            jax.block_until_ready(fn())
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - t0)
+    return {name: Timing(statistics.median(t), tuple(t)) for name, t in times.items()}
+
+
 def _version(module: str) -> str | None:
     try:
         return getattr(importlib.import_module(module), "__version__", "unknown")
     except Exception:  # not installed, or broken: either way not part of this record
         return None
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def environment() -> dict:
@@ -81,7 +112,7 @@ def environment() -> dict:
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": _cpu_model() or platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "versions": versions,
@@ -123,13 +154,29 @@ class Result:
     def ratio(self) -> float:
         return self.peer.timing.median / self.ours.timing.median
 
+    @property
+    def round_ratios(self) -> tuple[float, ...]:
+        """``peer / ours`` of the i-th calls, paired (empty if the counts differ). Meaningful when
+        both were timed in the same rounds (:func:`time_interleaved`): their spread is the noise."""
+        p, o = self.peer.timing.times, self.ours.timing.times
+        return tuple(a / b for a, b in zip(p, o)) if len(p) == len(o) else ()
+
+    def ratio_quartiles(self) -> tuple[float, float] | None:
+        """The 25th and 75th percentiles of :attr:`round_ratios` (None without rounds)."""
+        r = self.round_ratios
+        if len(r) < 2:
+            return (r[0], r[0]) if r else None
+        q = statistics.quantiles(r, n=4, method="inclusive")
+        return q[0], q[2]
+
     def to_json(self) -> dict:
         return {"case": self.case.name, "shapes": self.case.shapes, "details": self.case.details,
                 "ours": {"label": self.ours.label, "median_s": self.ours.timing.median,
                          "times_s": list(self.ours.timing.times)},
                 "peer": {"label": self.peer.label, "median_s": self.peer.timing.median,
                          "times_s": list(self.peer.timing.times)},
-                "ratio_peer_over_ours": self.ratio, "checks": self.checks}
+                "ratio_peer_over_ours": self.ratio, "round_ratios": list(self.round_ratios),
+                "round_ratio_quartiles": self.ratio_quartiles(), "checks": self.checks}
 
 
 def format_shapes(shapes: dict) -> str:
@@ -146,13 +193,19 @@ def format_table(title: str, results: Sequence[Result]) -> str:
     peer_label = results[0].peer.label
     ours_label = results[0].ours.label
     header = ["case", "shapes", f"{peer_label} (s)", f"{ours_label} (s)",
-              f"ratio {peer_label}/{ours_label}"]
+              f"ratio {peer_label}/{ours_label}", "per-round q25-q75"]
+
+    def spread(r):
+        q = r.ratio_quartiles()
+        return f"{q[0]:.2f}-{q[1]:.2f}" if q else "-"
+
     rows = [[r.case.name, format_shapes(r.case.shapes), f"{r.peer.timing.median:.4f}",
-             f"{r.ours.timing.median:.4f}", f"{r.ratio:.2f}x"] for r in results]
+             f"{r.ours.timing.median:.4f}", f"{r.ratio:.2f}x", spread(r)] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     line = "  ".join("-" * w for w in widths)
     out = [f"{title}: ratio = peer time / our time ({peer_label} / {ours_label}); "
-           f"> 1 means ours ({ours_label}) is faster. Times are medians.",
+           f"> 1 means ours ({ours_label}) is faster. Times are medians; per-round: the ratio "
+           f"of the calls timed in the same round, its quartiles showing the noise.",
            "  ".join(h.ljust(w) for h, w in zip(header, widths)), line]
     out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
     return "\n".join(out)

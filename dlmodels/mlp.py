@@ -18,9 +18,11 @@ def mlp(layer_sizes: Sequence[int], *, activation="relu", output_activation="ide
     ``output_activation`` (the identity by default, so the outputs are logits).
 
     ``layer_sizes = (n_in, n_1, ..., n_out)``. Params: ``{"layer_0": {"w": [n_in, n_1], "b": [n_1]},
-    ...}``. ``apply(params, x, *, key=None, train=False)``: ``x [B, n_in] -> [B, n_out]``; with
-    ``dropout_rate > 0`` and ``train=True``, inverted dropout on every hidden layer's output, drawn
-    from ``key``.
+    ...}``. ``apply(params, x, *, key=None, train=False, return_hidden=False)``: ``x [B, n_in] ->
+    [B, n_out]``; with ``dropout_rate > 0`` and ``train=True``, inverted dropout on every hidden
+    layer's output, drawn from ``key``. With ``return_hidden=True`` it returns ``(outputs,
+    [h_1, ..., h_L])``, the L hidden layers' post-activation values ``h_l = f(h_{l-1} W_l + b_l)``
+    ``[B, n_l]`` (before dropout; what the next layer receives is ``dropout(h_l)``).
     """
     sizes = tuple(int(n) for n in layer_sizes)
     if len(sizes) < 2 or min(sizes) <= 0:
@@ -36,16 +38,18 @@ def mlp(layer_sizes: Sequence[int], *, activation="relu", output_activation="ide
         keys = jax.random.split(key, n_layers)
         return {f"layer_{i}": layer.init(k, dtype) for i, (layer, k) in enumerate(zip(layers, keys))}
 
-    def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None,
-              train: bool = False) -> jax.Array:
+    def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
+              return_hidden: bool = False):
         chex.assert_shape(x, (None, sizes[0]),
                           custom_message=f"mlp: expected input [batch, {sizes[0]}], got {x.shape}")
         drop_keys = (jax.random.split(key, n_layers) if key is not None and train and dropout_rate
                      else [None] * n_layers)
-        h = x
+        h, hidden = x, []
         for i, layer in enumerate(layers[:-1]):
             h = f(layer.apply(params[f"layer_{i}"], h))
+            hidden.append(h)
             h = dropout(h, dropout_rate, key=drop_keys[i], train=train)
-        return f_out(layers[-1].apply(params[f"layer_{n_layers - 1}"], h))
+        out = f_out(layers[-1].apply(params[f"layer_{n_layers - 1}"], h))
+        return (out, hidden) if return_hidden else out
 
     return Model(init, apply)

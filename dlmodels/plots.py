@@ -46,3 +46,48 @@ def training_curves(histories: dict[str, list[dict]], path: str | os.PathLike, *
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return os.fspath(path)
+
+
+def plot_layer_histograms(panels, path: str | os.PathLike, *, bins: int = 60,
+                          value_range: tuple[float, float] | None = None, density: bool = True,
+                          log_y: bool = False, xlabel: str = "value", title: str = "",
+                          layer_label: str = "layer {}") -> str:
+    """Per-layer histograms, one line per layer, as in Glorot & Bengio (2010)'s Figures 4, 6, 7.
+
+    ``panels``: ``{panel title: [values of layer 1, ..., layer L]}`` (one panel each, side by
+    side), or a bare list of per-layer arrays for a single panel. Arrays of any shape are
+    flattened. All panels share bins over ``value_range`` (default: the min and max of everything),
+    so they can be compared by eye; ``density`` normalises each histogram to area 1.
+    ``layer_label`` is formatted with the 1-based layer number.
+    """
+    import numpy as np
+
+    from dlmodels.analysis.mlp_stats import histograms
+
+    if not isinstance(panels, dict):
+        panels = {"": panels}
+    if value_range is None:
+        flat = [np.asarray(v, np.float64).ravel() for layers in panels.values() for v in layers]
+        value_range = (min(a.min() for a in flat), max(a.max() for a in flat))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False,
+                             sharey=True)
+    for ax, (name, layers) in zip(axes[0], panels.items()):
+        counts, edges = histograms(layers, bins, value_range=value_range, density=density)
+        centres = 0.5 * (edges[:-1] + edges[1:])
+        colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(counts)))
+        for i, (row, colour) in enumerate(zip(counts, colours)):
+            ax.plot(centres, row, color=colour, lw=1.4, label=layer_label.format(i + 1))
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("density" if density else "count")
+    axes[0][-1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)

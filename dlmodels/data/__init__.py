@@ -9,6 +9,11 @@ from dlmodels.data.batching import batch_indices, batches
 from dlmodels.data.cache import DataError, data_dir
 from dlmodels.data.datasets import DATASETS, fetch, load, splits
 from dlmodels.data.idx import read_idx
+from dlmodels.data.sequences import (adding_problem, copy_memory, copy_memory_baseline,
+                                     mnist_sequences, parity, pixel_permutation, temporal_order,
+                                     temporal_order_windows)
 
 __all__ = ["DATASETS", "DataError", "batch_indices", "batches", "data_dir", "fetch", "load",
-           "read_idx", "splits"]
+           "read_idx", "splits", "adding_problem", "copy_memory", "copy_memory_baseline",
+           "mnist_sequences", "parity", "pixel_permutation", "temporal_order",
+           "temporal_order_windows"]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from dlmodels.data.batching import batch_indices
 from dlmodels.train.checkpoint import Checkpointer, CheckpointError
 from dlmodels.train.state import TrainState, init_state, init_states, set_hyperparams
-from dlmodels.train.step import LossFn, make_evaluate, make_train_steps
+from dlmodels.train.step import LossFn, make_evaluate, make_train_steps, make_vmapped_train_steps
 
 
 class NonFiniteError(FloatingPointError):
@@ -182,10 +182,9 @@ def fit(init_fn: Callable[[jax.Array], Any], loss_fn: LossFn,
     elif resume:
         raise ValueError("resume=True needs a run_dir holding checkpoints")
 
-    run = make_train_steps(loss_fn, optimizer, halt_on_nonfinite=config.on_nonfinite == "raise")
-    if multi:
-        run = jax.vmap(run, in_axes=(0, None, None))
-    run = jax.jit(run)
+    halt = config.on_nonfinite == "raise"
+    run = jax.jit(make_vmapped_train_steps(loss_fn, optimizer, halt_on_nonfinite=halt) if multi
+                  else make_train_steps(loss_fn, optimizer, halt_on_nonfinite=halt))
     evaluate = None
     if eval_fn is not None and eval_data is not None:
         evaluate = make_evaluate(eval_fn, config.eval_batch_size)

@@ -1,0 +1,53 @@
+"""The recurrent-cell convention shared by every cell and by ``unroll``.
+
+A cell is ``Cell(init, apply, initial_carry, project, step)``:
+
+- ``init(key, input_size) -> params``;
+- ``apply(params, carry, x_t) -> (carry, y_t)``, the scan-native step, ``x_t [B, D]``;
+- ``initial_carry(batch_size, dtype=float32) -> carry`` (zeros);
+- ``project(params, x) -> u``: the part of a step that depends on the input only (the input
+  projection, ``x [..., D] -> u [..., P]``), so ``unroll`` can compute it for all time steps in
+  one large matmul before the scan;
+- ``step(params, carry, u_t) -> (carry, y_t)``: the part that must be sequential;
+  ``apply(params, carry, x_t) == step(params, carry, project(params, x_t))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Cell(NamedTuple):
+    init: Callable[..., Any]
+    apply: Callable[..., Any]
+    initial_carry: Callable[..., Any]
+    project: Callable[..., Any]
+    step: Callable[..., Any]
+    hidden_size: int
+    output_size: int
+
+
+def make_cell(init, initial_carry, project, step, hidden_size: int,
+              output_size: int | None = None) -> Cell:
+    """Assemble a ``Cell``; ``apply`` is ``step`` after ``project``."""
+
+    def apply(params, carry, x_t):
+        return step(params, carry, project(params, x_t))
+
+    return Cell(init, apply, initial_carry, project, step, hidden_size,
+                hidden_size if output_size is None else output_size)
+
+
+def affine(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:
+    """``x @ w (+ b)`` for ``x [..., n_in]``, ``w [n_in, n_out]``, ``b [n_out]``."""
+    y = x @ w
+    return y if b is None else y + jnp.expand_dims(b, tuple(range(y.ndim - 1)))
+
+
+def check_size(hidden_size: int, name: str = "hidden_size") -> int:
+    if int(hidden_size) <= 0:
+        raise ValueError(f"{name} must be positive, got {hidden_size}")
+    return int(hidden_size)

@@ -1,0 +1,136 @@
+"""Long short-term memory: with forget gate, without it (the original constant error carousel),
+and with peephole connections."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from dlmodels.nn import initializers
+from dlmodels.rnn.cell import Cell, affine, check_size, make_cell
+
+
+class LSTMState(NamedTuple):
+    """The carry of every LSTM: hidden state ``h [B, H]`` and cell state ``c [B, H]``."""
+
+    h: jax.Array
+    c: jax.Array
+
+
+def _init_gates(key, input_size, hidden_size, n_gates, w_init, w_h_init):
+    k_x, k_h = jax.random.split(key)
+    w_h = jnp.concatenate([initializers.get(w_h_init)(k, (hidden_size, hidden_size))
+                           for k in jax.random.split(k_h, n_gates)], axis=1)
+    return {"w_x": initializers.get(w_init)(k_x, (input_size, n_gates * hidden_size)),
+            "w_h": w_h, "b": jnp.zeros((n_gates * hidden_size,))}
+
+
+def _initial_carry(hidden_size):
+    def initial_carry(batch_size, dtype=jnp.float32):
+        zeros = jnp.zeros((batch_size, hidden_size), dtype)
+        return LSTMState(zeros, zeros)
+
+    return initial_carry
+
+
+def lstm(hidden_size: int, *, forget_bias: float = 1.0, w_init="glorot_uniform",
+         w_h_init="orthogonal") -> Cell:
+    """LSTM with forget gate (Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000):
+
+        i = sigma(x W_xi + h_{t-1} W_hi + b_i)      f = sigma(x W_xf + h_{t-1} W_hf + b_f)
+        g = tanh(x W_xg + h_{t-1} W_hg + b_g)       o = sigma(x W_xo + h_{t-1} W_ho + b_o)
+        C_t = f * C_{t-1} + i * g                    h_t = o * tanh(C_t)
+
+    (``g`` is the candidate C~.) Params: ``w_x [D, 4H]``, ``w_h [H, 4H]``, ``b [4H]``, gates in
+    the order (i, f, g, o) as in PyTorch. The forget-gate bias starts at ``forget_bias`` (+1 by
+    default: Gers et al. 2000; Jozefowicz, Zaremba & Sutskever 2015), stored in ``b``, so params
+    describe the function completely. Carry ``LSTMState(h, c)``; output ``y_t = h_t``.
+    """
+    hidden_size = check_size(hidden_size)
+    H = hidden_size
+
+    def init(key, input_size):
+        params = _init_gates(key, input_size, H, 4, w_init, w_h_init)
+        params["b"] = params["b"].at[H:2 * H].set(forget_bias)
+        return params
+
+    def project(params, x):
+        return affine(x, params["w_x"], params["b"])
+
+    def step(params, carry, u):
+        z = u + carry.h @ params["w_h"]
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return LSTMState(h, c), h
+
+    return make_cell(init, _initial_carry(H), project, step, H)
+
+
+def lstm_no_forget(hidden_size: int, *, w_init="glorot_uniform", w_h_init="orthogonal") -> Cell:
+    """The original LSTM without forget gate (Hochreiter & Schmidhuber 1997): the cell state is a
+    constant error carousel, ``s_t = s_{t-1} + g * i``, so ds_t/ds_{t-1} = 1 exactly:
+
+        i = sigma(x W_xi + h W_hi + b_i)   g = tanh(x W_xg + h W_hg + b_g)   o = sigma(...)
+        s_t = s_{t-1} + g * i              h_t = o * tanh(s_t)
+
+    Params: ``w_x [D, 3H]``, ``w_h [H, 3H]``, ``b [3H]``, order (i, g, o). Carry
+    ``LSTMState(h, c=s)``.
+    """
+    hidden_size = check_size(hidden_size)
+    H = hidden_size
+
+    def init(key, input_size):
+        return _init_gates(key, input_size, H, 3, w_init, w_h_init)
+
+    def project(params, x):
+        return affine(x, params["w_x"], params["b"])
+
+    def step(params, carry, u):
+        z = u + carry.h @ params["w_h"]
+        i, g, o = jnp.split(z, 3, axis=-1)
+        c = carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return LSTMState(h, c), h
+
+    return make_cell(init, _initial_carry(H), project, step, H)
+
+
+def peephole_lstm(hidden_size: int, *, forget_bias: float = 1.0, diagonal: bool = False,
+                  w_init="glorot_uniform", w_h_init="orthogonal") -> Cell:
+    """LSTM with peephole connections (Gers & Schmidhuber 2000): the gates also see C_{t-1}, as
+    in the course notes, ``f = sigma(W_f [C_{t-1}, h_{t-1}, x_t] + b_f)`` and likewise i and o:
+
+        [i, f, o] += C_{t-1} W_c        (W_c [H, 3H]; with ``diagonal``, C_{t-1} * w_c, w_c [3H])
+        C_t = f * C_{t-1} + i * g       h_t = o * tanh(C_t)
+
+    Params: those of ``lstm`` plus ``w_c``. Carry ``LSTMState(h, c)``.
+    """
+    hidden_size = check_size(hidden_size)
+    H = hidden_size
+    base = lstm(H, forget_bias=forget_bias, w_init=w_init, w_h_init=w_h_init)
+
+    def init(key, input_size):
+        k_base, k_c = jax.random.split(key)
+        params = base.init(k_base, input_size)
+        if diagonal:
+            params["w_c"] = jnp.zeros((3 * H,))
+        else:
+            params["w_c"] = initializers.get(w_init)(k_c, (H, 3 * H))
+        return params
+
+    def step(params, carry, u):
+        z = u + carry.h @ params["w_h"]
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        if diagonal:
+            peep = jnp.tile(carry.c, (1, 3)) * params["w_c"][None, :]
+        else:
+            peep = carry.c @ params["w_c"]
+        p_i, p_f, p_o = jnp.split(peep, 3, axis=-1)
+        c = jax.nn.sigmoid(f + p_f) * carry.c + jax.nn.sigmoid(i + p_i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o + p_o) * jnp.tanh(c)
+        return LSTMState(h, c), h
+
+    return make_cell(init, _initial_carry(H), base.project, step, H)

@@ -1,0 +1,142 @@
+"""One ``unroll`` for every cell, through ``jax.lax.scan``; bidirectional and stacked runs;
+skip connections through time."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from dlmodels.rnn.cell import Cell
+
+
+def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
+    """Reverse each sequence of a time-major ``[T, B, ...]`` batch within its length: position
+    ``t < L_b`` takes ``L_b - 1 - t``; the padding (``t >= L_b``) stays where it is. Its own
+    inverse. Without ``lengths``, a plain flip along time."""
+    if lengths is None:
+        return jnp.flip(xs, axis=0)
+    T = xs.shape[0]
+    t = jnp.arange(T)[:, None]                                  # [T, 1]
+    src = jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # [T, B]
+    src = src.reshape(src.shape + (1,) * (xs.ndim - 2))
+    return jnp.take_along_axis(xs, jnp.broadcast_to(src, xs.shape), axis=0)
+
+
+def unroll(cell: Cell, params, xs: jax.Array, *, lengths: jax.Array | None = None,
+           reverse: bool = False, initial_carry: Any = None, time_major: bool = False,
+           truncate: int = 0, remat: bool = False, unroll_steps: int = 1):
+    """Run ``cell`` over a batch of sequences: ``(ys, final_carry)``.
+
+    ``xs``: ``[B, T, D]`` (``[T, B, D]`` with ``time_major``); ``ys``: ``[B, T, O]`` in the same
+    layout. The input projection ``cell.project`` runs on all steps at once before the scan; the
+    scan runs only ``cell.step``.
+
+    - ``lengths [B]``: sequence b is ``xs[b, :L_b]``; past its length the carry is frozen (so
+      ``final_carry`` is the state after step ``L_b - 1``) and outputs are exactly zero.
+    - ``reverse``: process each sequence from its last valid step to its first; outputs are
+      returned at their original positions.
+    - ``truncate = k > 0``: truncated BPTT, the gradient is stopped on the carry every k steps.
+    - ``remat``: rematerialise each step in the backward pass (memory O(T) carries instead of all
+      step intermediates); ``unroll_steps``: steps per scan iteration (``lax.scan(unroll=...)``).
+    """
+    chex.assert_rank(xs, 3, custom_message="unroll: xs must be [B, T, D] (or [T, B, D])")
+    xs_t = xs if time_major else jnp.swapaxes(xs, 0, 1)         # [T, B, D]
+    T, B = xs_t.shape[:2]
+    if lengths is not None:
+        lengths = jnp.asarray(lengths)
+        chex.assert_shape(lengths, (B,), custom_message=f"unroll: lengths must be [{B}]")
+        if not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise TypeError(f"unroll: lengths must be integers, got {lengths.dtype}")
+    if truncate < 0:
+        raise ValueError(f"truncate must be >= 0, got {truncate}")
+    carry = cell.initial_carry(B, xs.dtype) if initial_carry is None else initial_carry
+    if reverse:
+        xs_t = reverse_padded(xs_t, lengths)
+    us = cell.project(params, xs_t)                              # [T, B, P]
+
+    def body(carry, inputs):
+        u, t = inputs
+        if truncate:
+            cut = (t % truncate == 0) & (t > 0)
+            carry = jax.tree.map(lambda c: jnp.where(cut, jax.lax.stop_gradient(c), c), carry)
+        new, y = cell.step(params, carry, u)
+        if lengths is not None:
+            valid = (t < lengths)[:, None]                       # [B, 1]
+            new = jax.tree.map(lambda n, c: jnp.where(valid, n, c), new, carry)
+            y = jnp.where(valid, y, jnp.zeros((), y.dtype))
+        return new, y
+
+    if remat:
+        body = jax.checkpoint(body)
+    carry, ys = jax.lax.scan(body, carry, (us, jnp.arange(T)), unroll=unroll_steps)
+    if reverse:
+        ys = reverse_padded(ys, lengths)
+    return (ys if time_major else jnp.swapaxes(ys, 0, 1)), carry
+
+
+def bidirectional(forward: Cell, backward: Cell, params, xs: jax.Array, *,
+                  lengths: jax.Array | None = None, **kwargs):
+    """Forward and reversed passes (Schuster & Paliwal 1997) concatenated:
+    ``ys [B, T, O_f + O_b]`` with ``ys[:, t] = [y_fwd_t, y_bwd_t]``, where the backward pass
+    starts at each sequence's last valid step. ``params = {"forward": ..., "backward": ...}``.
+    Returns ``(ys, (carry_forward, carry_backward))``."""
+    ys_f, c_f = unroll(forward, params["forward"], xs, lengths=lengths, **kwargs)
+    ys_b, c_b = unroll(backward, params["backward"], xs, lengths=lengths, reverse=True, **kwargs)
+    return jnp.concatenate([ys_f, ys_b], axis=-1), (c_f, c_b)
+
+
+class SkipState(NamedTuple):
+    """Carry of ``time_skip``: the inner cell's carry and the last k outputs ``[k, B, O]``."""
+
+    inner: Any
+    history: jax.Array
+
+
+def time_skip(cell: Cell, k: int) -> Cell:
+    """Skip connections through time: the cell also sees its output from k steps back,
+    ``(carry_t, y_t) = cell(carry_{t-1}, [x_t, y_{t-k}])`` (Lin et al. 1996; El Hihi & Bengio
+    1996), giving gradients a path of length T/k. Params: the inner cell's, for input size
+    ``D + O``. Carry ``SkipState(inner, history)``."""
+    if k < 1:
+        raise ValueError(f"time_skip needs k >= 1, got {k}")
+    O = cell.output_size
+
+    def init(key, input_size):
+        return cell.init(key, input_size + O)
+
+    def project(params, x):
+        return x
+
+    def step(params, carry, x):
+        inner, y = cell.apply(params, carry.inner, jnp.concatenate([x, carry.history[0]], -1))
+        history = jnp.concatenate([carry.history[1:], y[None]], axis=0)
+        return SkipState(inner, history), y
+
+    def initial_carry(batch_size, dtype=jnp.float32):
+        return SkipState(cell.initial_carry(batch_size, dtype),
+                         jnp.zeros((k, batch_size, O), dtype))
+
+    def apply(params, carry, x_t):
+        return step(params, carry, x_t)
+
+    return Cell(init, apply, initial_carry, project, step, cell.hidden_size, O)
+
+
+def stacked(cells: Sequence[Cell], params, xs: jax.Array, *, lengths=None, **kwargs):
+    """A deep RNN: layer l runs over the output sequence of layer l - 1 (Graves, Mohamed & Hinton
+    2013). ``params = {"layer_0": ..., ...}``. Returns ``(ys of the top layer, [final carries])``."""
+    carries = []
+    for l, cell in enumerate(cells):
+        xs, carry = unroll(cell, params[f"layer_{l}"], xs, lengths=lengths, **kwargs)
+        carries.append(carry)
+    return xs, carries
+
+
+def last_valid(ys: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
+    """The output at each sequence's last valid step: ``ys [B, T, O] -> [B, O]``."""
+    if lengths is None:
+        return ys[:, -1]
+    return jnp.take_along_axis(ys, (jnp.asarray(lengths) - 1)[:, None, None], axis=1)[:, 0]
