@@ -9,7 +9,9 @@ A cell is ``Cell(init, apply, initial_carry, project, step)``:
   projection, ``x [..., D] -> u [..., P]``), so ``unroll`` can compute it for all time steps in
   one large matmul before the scan;
 - ``step(params, carry, u_t) -> (carry, y_t)``: the part that must be sequential;
-  ``apply(params, carry, x_t) == step(params, carry, project(params, x_t))``.
+  ``apply(params, carry, x_t) == step(params, carry, project(params, x_t))``;
+- ``output(params, carry) -> y``: the output as a function of the new carry (``None`` means
+  ``carry.h``), which the gradient analysis needs to perturb a state and see its outputs move.
 """
 
 from __future__ import annotations
@@ -28,17 +30,23 @@ class Cell(NamedTuple):
     step: Callable[..., Any]
     hidden_size: int
     output_size: int
+    output: Callable[..., Any] | None = None
 
 
 def make_cell(init, initial_carry, project, step, hidden_size: int,
-              output_size: int | None = None) -> Cell:
+              output_size: int | None = None, output=None) -> Cell:
     """Assemble a ``Cell``; ``apply`` is ``step`` after ``project``."""
 
     def apply(params, carry, x_t):
         return step(params, carry, project(params, x_t))
 
     return Cell(init, apply, initial_carry, project, step, hidden_size,
-                hidden_size if output_size is None else output_size)
+                hidden_size if output_size is None else output_size, output)
+
+
+def output_of(cell: Cell, params, carry):
+    """The cell's output for a carry: ``cell.output(params, carry)``, or ``carry.h``."""
+    return carry.h if cell.output is None else cell.output(params, carry)
 
 
 def affine(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:

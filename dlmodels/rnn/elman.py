@@ -53,15 +53,17 @@ def elman(hidden_size: int, *, output_size: int | None = None, activation="tanh"
     def project(params, x):
         return affine(x, params["w_x"], params["b"])
 
+    def output(params, carry):
+        return affine(carry.h, params["w_y"], params["b_y"]) if output_size else carry.h
+
     def step(params, carry, u):
-        h = f(u + carry.h @ params["w_h"])
-        y = affine(h, params["w_y"], params["b_y"]) if output_size else h
-        return RNNState(h), y
+        carry = RNNState(f(u + carry.h @ params["w_h"]))
+        return carry, output(params, carry)
 
     def initial_carry(batch_size, dtype=jnp.float32):
         return RNNState(jnp.zeros((batch_size, hidden_size), dtype))
 
-    return make_cell(init, initial_carry, project, step, hidden_size, output_size)
+    return make_cell(init, initial_carry, project, step, hidden_size, output_size, output)
 
 
 def jordan(hidden_size: int, output_size: int, *, activation="tanh", output_activation="tanh",
@@ -94,7 +96,8 @@ def jordan(hidden_size: int, output_size: int, *, activation="tanh", output_acti
     def initial_carry(batch_size, dtype=jnp.float32):
         return JordanState(jnp.zeros((batch_size, output_size), dtype))
 
-    return make_cell(init, initial_carry, project, step, hidden_size, output_size)
+    return make_cell(init, initial_carry, project, step, hidden_size, output_size,
+                     lambda params, carry: carry.y)
 
 
 def leaky(hidden_size: int, *, alpha: float | None = 0.5, activation="tanh",

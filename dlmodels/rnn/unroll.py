@@ -122,7 +122,8 @@ def time_skip(cell: Cell, k: int) -> Cell:
     def apply(params, carry, x_t):
         return step(params, carry, x_t)
 
-    return Cell(init, apply, initial_carry, project, step, cell.hidden_size, O)
+    return Cell(init, apply, initial_carry, project, step, cell.hidden_size, O,
+                lambda params, carry: carry.history[-1])
 
 
 def stacked(cells: Sequence[Cell], params, xs: jax.Array, *, lengths=None, **kwargs):
