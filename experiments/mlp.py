@@ -100,7 +100,8 @@ def main(config: Config, run_dir: str) -> dict:
                          "batch_size": train_config.batch_size}
         print(f"{name:>6}: test accuracy {final['accuracy']:.4f}  ({seconds:.0f} s)")
     write_json(os.path.join(run_dir, "histories.json"), histories)
-    results["plot"] = training_curves(histories, os.path.join(run_dir, "curves.png"),
-                                      keys=("train_loss", "eval_accuracy"),
-                                      title=f"MLP on {config.dataset} (eval = validation set)")
+    results["plot"] = "curves.png"  # relative to the run directory
+    training_curves(histories, os.path.join(run_dir, "curves.png"),
+                    keys=("train_loss", "eval_accuracy"),
+                    title=f"MLP on {config.dataset} (eval = validation set)")
     return results

@@ -71,10 +71,11 @@ def _stop_mlp(config: Config, run_dir: str) -> dict:
         s = row["summary"]
         print(f"{name:<28} {s['mean']:>20.4f} ± {s['std']:.4f} {s['min']:>7.4f} {s['max']:>7.4f} "
               f"{row['seconds']:>6.1f}s")
-    plot = training_curves(histories, os.path.join(run_dir, "mlp_curves.png"),
-                           keys=("train_loss", "eval_accuracy"), title="MLP on digits (eval = validation set; band: min-max over seeds)")
+    training_curves(histories, os.path.join(run_dir, "mlp_curves.png"),
+                    keys=("train_loss", "eval_accuracy"),
+                    title="MLP on digits (eval = validation set; band: min-max over seeds)")
     write_json(os.path.join(run_dir, "mlp_histories.json"), histories)
-    return {"variants": rows, "plot": plot}
+    return {"variants": rows, "plot": "mlp_curves.png"}
 
 
 STOPS = {"mlp": _stop_mlp}
