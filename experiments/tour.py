@@ -4,6 +4,8 @@ Each stop trains a model family of the framework on scikit-learn's 8x8 digits (1
 valid / 360 test) and prints one table. Stop ``mlp``: an MLP 64-64-10 trained by backpropagation
 with ``n_seeds`` seeds in ONE vmapped, jitted program (ReLU + softmax cross-entropy + Adam), beside
 the course notes' sigmoid / sum-of-squares / plain gradient-descent net, also vmapped over seeds.
+Stop ``vanishing_gradients``: the short version of that experiment (T = 50, at initialisation):
+||dL/dh_t|| vs lag for tanh RNN / LSTM / GRU, and the spectral-radius sweep against the bound.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import time
 import jax
 import optax
 
-from dlmodels import data
+from dlmodels import data, rnn
+from dlmodels.data.sequences import adding_problem
 from dlmodels.experiment import write_json
 from dlmodels.mlp import mlp
 from dlmodels.plots import training_curves
@@ -31,6 +34,7 @@ class Config:
     batch_size: int = 32
     learning_rate: float = 3e-3
     notes_learning_rate: float = 0.5
+    vanishing_length: int = 50
 
     def __post_init__(self):
         if self.n_seeds < 1:
@@ -78,7 +82,37 @@ def _stop_mlp(config: Config, run_dir: str) -> dict:
     return {"variants": rows, "plot": "mlp_curves.png"}
 
 
-STOPS = {"mlp": _stop_mlp}
+def _stop_vanishing_gradients(config: Config, run_dir: str) -> dict:
+    """At initialisation, T = 50: ||dL/dh_t|| vs lag per cell, and the tanh RNN radius sweep."""
+    from experiments import vanishing_gradients as vg
+
+    vg_config = vg.Config(length=config.vanishing_length, hidden_size=32, radii=(0.5, 1.0, 1.5),
+                          n_sequences=8)
+    x, y = adding_problem(jax.random.PRNGKey(1), vg_config.n_sequences, vg_config.length)
+    cells = {}
+    for name in vg_config.cells:
+        cell = vg.adding.make_cell(name, vg_config.hidden_size)
+        model = rnn.sequence_model(cell, 2, 1, head="last")
+        norms = vg.gradient_norms_by_lag(cell, model.init(jax.random.PRNGKey(0)), x, y)
+        cells[name] = {"lag_0": float(norms[0]), "lag_last": float(norms[-1]),
+                       "rate": vg.decay_rate(norms)}
+    sweep = vg.part_radius_sweep(vg_config)
+    print(f"\nGradients through time at initialisation, T = {vg_config.length} "
+          "(dlmodels run vanishing_gradients for the full study)")
+    print(f"{'cell':<6} {'||dL/dh_T-1||':>14} {'||dL/dh_0||':>12} {'per-step rate':>14}")
+    for name, r in cells.items():
+        print(f"{name:<6} {r['lag_0']:>14.3g} {r['lag_last']:>12.3g} {r['rate']:>14.3f}")
+    print(f"tanh RNN with W = r Q: measured per-step rate of ||dh_T/dh_t|| vs the bound r")
+    for radius, r in sweep.items():
+        print(f"  r = {radius:<4g} rate {r['measured_rate']:.3f}  bound {r['eta']:.3f}  "
+              f"holds: {r['bound_holds']}")
+    return {"cells": cells, "radius_sweep": {f"{k:g}": {"measured_rate": v["measured_rate"],
+                                                         "bound": v["eta"],
+                                                         "bound_holds": v["bound_holds"]}
+                                             for k, v in sweep.items()}}
+
+
+STOPS = {"mlp": _stop_mlp, "vanishing_gradients": _stop_vanishing_gradients}
 
 
 def main(config: Config, run_dir: str) -> dict:

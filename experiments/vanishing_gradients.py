@@ -1,0 +1,171 @@
+"""Vanishing and exploding gradients through time: tanh RNN vs LSTM vs GRU, and a sweep over the
+recurrent matrix's spectral radius against Pascanu, Mikolov & Bengio (2013)'s bound.
+
+1. ``||dL/dh_t||`` for every t of T = 200 steps (loss: MSE of the adding problem read out at the
+   last step), at initialisation and after ``train_steps`` steps of training on the adding
+   problem, per cell type. Exact, by differentiating with respect to zero perturbations of each
+   hidden state (``dlmodels.analysis.hidden_gradient_norms``). Averaged over ``n_sequences``.
+2. For a tanh RNN whose recurrent matrix is orthogonal times r (so its spectral radius and its
+   largest singular value are both r), ``||dh_T/dh_t||`` (the spectral norm of the product of the
+   exact step Jacobians) against the lag T - t, for r in ``radii``; the per-step rate fitted on
+   the lags where the norm is still above 1e-30, beside the bound ``||dh_T/dh_t|| <= eta^(T-t)``,
+   ``eta = sigma_max(W) gamma``, gamma = 1 for tanh: vanishing is guaranteed for r < 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import optax
+
+from dlmodels import analysis
+from dlmodels.data.sequences import adding_problem
+from dlmodels.experiment import write_json
+from dlmodels.train import init_state
+from experiments import adding_problem as adding
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    length: int = 200
+    hidden_size: int = 64
+    cells: tuple[str, ...] = ("rnn", "lstm", "gru")
+    radii: tuple[float, ...] = (0.5, 0.9, 1.0, 1.1, 1.5)
+    train_steps: int = 1000
+    n_sequences: int = 32
+    seed: int = 0
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def gradient_norms_by_lag(cell, params, x, y) -> np.ndarray:
+    """Mean over sequences of ``||dL/dh_t||``, ordered by lag ``T - 1 - t``: ``[T]``. ``params``:
+    a ``sequence_model``'s (one layer, linear head on the last step); L the MSE on target y."""
+    cell_params, head = params["rnn"]["layer_0"], params["head"]
+
+    def norms(xs, target):
+        loss = lambda ys: jnp.sum(jnp.square((ys[:, -1] @ head["w"])[:, 0] + head["b"] - target))
+        return analysis.hidden_gradient_norms(cell, cell_params, xs[None], loss)
+
+    return np.asarray(jax.jit(jax.vmap(norms))(x, y[:, None]).mean(0))[::-1]
+
+
+def decay_rate(norms_by_lag: np.ndarray) -> float:
+    """Per-step factor ``exp(slope)`` of a least-squares line through log(norm) vs lag, on the
+    lags >= 1 where the norm is above 1e-30 (below it float32 has underflowed)."""
+    lags = np.arange(len(norms_by_lag))
+    ok = (lags >= 1) & (norms_by_lag > 1e-30) & np.isfinite(norms_by_lag)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.exp(np.polyfit(lags[ok], np.log(norms_by_lag[ok]), 1)[0]))
+
+
+def part_cells(config: Config) -> dict:
+    """Gradient norm vs lag per cell type, at initialisation and after training."""
+    x, y = adding_problem(jax.random.PRNGKey(config.seed + 1), config.n_sequences, config.length)
+    out = {}
+    for name in config.cells:
+        cell = adding.make_cell(name, config.hidden_size)
+        train_config = adding.Config(length=config.length, hidden_size=config.hidden_size,
+                                     n_seeds=1, steps=config.train_steps,
+                                     eval_every=config.train_steps, seed=config.seed)
+        model, fitted = adding.train(train_config, name, 1.0, None)
+        initial = init_state(model.init, optax.identity(), config.seed).params
+        trained = jax.tree.map(lambda a: a[0], fitted.state.params)
+        at_init = gradient_norms_by_lag(cell, initial, x, y)
+        after = gradient_norms_by_lag(cell, trained, x, y)
+        out[name] = {"init": at_init, "trained": after,
+                     "trained_test_mse": float(fitted.final["mse"][0]),
+                     "rate_init": decay_rate(at_init), "rate_trained": decay_rate(after)}
+    return out
+
+
+def part_radius_sweep(config: Config) -> dict:
+    """||dh_T/dh_t|| vs lag for a tanh RNN with W = r Q (Q orthogonal), one sequence."""
+    cell = adding.make_cell("rnn", config.hidden_size)
+    params = cell.init(jax.random.PRNGKey(config.seed), 2)
+    x, _ = adding_problem(jax.random.PRNGKey(config.seed + 2), 1, config.length)
+    products = jax.jit(lambda p, xs: analysis.jacobian_products(cell, p, xs,
+                                                                singular_values=False))
+    out = {}
+    for r in config.radii:
+        p = dict(params, w_h=analysis.with_spectral_radius(params["w_h"], r))
+        sp = analysis.spectrum(p["w_h"])
+        norms = np.asarray(products(p, x[0])["spectral_norm"])[::-1]   # by lag
+        bound = analysis.vanishing_bound(p["w_h"], "tanh", lags=np.arange(len(norms)))
+        out[r] = {"norms": norms, "spectral_radius": sp["spectral_radius"],
+                  "largest_singular_value": sp["largest_singular_value"], "eta": bound["eta"],
+                  "measured_rate": decay_rate(norms), "bound": bound["bound"],
+                  "bound_holds": bool(np.all(norms <= bound["bound"] * (1 + 1e-4)))}
+    return out
+
+
+def plot(cells: dict, sweep: dict, path: str, length: int) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (name, r), color in zip(cells.items(), colors):
+        lags = np.arange(len(r["init"]))
+        axes[0].semilogy(lags, r["init"], "--", color=color, label=f"{name} at init")
+        axes[0].semilogy(lags, r["trained"], "-", color=color, label=f"{name} trained")
+    axes[0].set_xlabel("lag T - 1 - t")
+    axes[0].set_ylabel("||dL/dh_t||")
+    axes[0].set_title(f"gradient vs lag, adding problem T = {length}")
+    axes[0].legend(fontsize=8)
+    for (radius, r), color in zip(sweep.items(), colors):
+        lags = np.arange(len(r["norms"]))
+        axes[1].semilogy(lags, np.maximum(r["norms"], 1e-38), color=color,
+                         label=f"r = {radius:g} (rate {r['measured_rate']:.3f})")
+        axes[1].semilogy(lags, np.clip(r["bound"], 1e-38, 1e38), ":", color=color)
+    axes[1].set_ylim(1e-38, 1e6)
+    axes[1].set_xlabel("lag T - t")
+    axes[1].set_ylabel("||dh_T / dh_t||")
+    axes[1].set_title("tanh RNN, W = r Q: measured (solid) vs bound r^lag (dotted)")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(config: Config, run_dir: str) -> dict:
+    t0 = time.perf_counter()
+    cells = part_cells(config)
+    sweep = part_radius_sweep(config)
+    plot(cells, sweep, os.path.join(run_dir, "vanishing_gradients.png"), config.length)
+    lags = [l for l in (0, 10, 50, 100, config.length - 1) if l < config.length]
+    results = {
+        "cells": {name: {"grad_norm_at_lag_init": {l: r["init"][l] for l in lags},
+                         "grad_norm_at_lag_trained": {l: r["trained"][l] for l in lags},
+                         "rate_init": r["rate_init"], "rate_trained": r["rate_trained"],
+                         "trained_test_mse": r["trained_test_mse"]}
+                  for name, r in cells.items()},
+        "radius_sweep": {f"{radius:g}": {k: v for k, v in r.items() if k not in ("norms", "bound")}
+                         for radius, r in sweep.items()},
+        "plot": "vanishing_gradients.png", "seconds": time.perf_counter() - t0}
+    write_json(os.path.join(run_dir, "curves.json"),
+               {"cells": cells, "radius_sweep": {f"{k:g}": v for k, v in sweep.items()}})
+    print(f"{'cell':<6} {'||dL/dh|| lag 0':>16} {'lag ' + str(lags[-1]):>12} {'rate':>7}   (at init"
+          " -> trained)")
+    for name, r in cells.items():
+        print(f"{name:<6} {r['init'][0]:>16.3g} {r['init'][-1]:>12.3g} {r['rate_init']:>7.3f}"
+              f"   -> {r['trained'][0]:.3g}, {r['trained'][-1]:.3g}, rate {r['rate_trained']:.3f}")
+    print(f"{'r':>5} {'sigma_max':>9} {'measured rate':>14} {'bound eta':>10} {'bound holds':>12}")
+    for radius, r in sweep.items():
+        print(f"{radius:>5g} {r['largest_singular_value']:>9.3f} {r['measured_rate']:>14.4f} "
+              f"{r['eta']:>10.3f} {str(r['bound_holds']):>12}")
+    return results
