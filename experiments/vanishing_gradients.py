@@ -5,6 +5,9 @@ recurrent matrix's spectral radius against Pascanu, Mikolov & Bengio (2013)'s bo
    last step), at initialisation and after ``train_steps`` steps of training on the adding
    problem, per cell type. Exact, by differentiating with respect to zero perturbations of each
    hidden state (``dlmodels.analysis.hidden_gradient_norms``). Averaged over ``n_sequences``.
+   With ``--adding_run DIR`` (a run directory of ``dlmodels run adding_problem`` with the same
+   length and hidden size), the trained models are that run's seed-0 params (clipped runs
+   preferred) instead of a fresh ``train_steps`` training.
 2. For a tanh RNN whose recurrent matrix is orthogonal times r (so its spectral radius and its
    largest singular value are both r), ``||dh_T/dh_t||`` (the spectral norm of the product of the
    exact step Jacobians) against the lag T - t, for r in ``radii``; the per-step rate fitted on
@@ -15,8 +18,10 @@ recurrent matrix's spectral radius against Pascanu, Mikolov & Bengio (2013)'s bo
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,10 +29,10 @@ import numpy as np
 
 import optax
 
-from dlmodels import analysis
+from dlmodels import analysis, rnn
 from dlmodels.data.sequences import adding_problem
 from dlmodels.experiment import write_json
-from dlmodels.train import init_state
+from dlmodels.train import Checkpointer, init_state
 from experiments import adding_problem as adding
 
 
@@ -38,6 +43,7 @@ class Config:
     cells: tuple[str, ...] = ("rnn", "lstm", "gru")
     radii: tuple[float, ...] = (0.5, 0.9, 1.0, 1.1, 1.5)
     train_steps: int = 1000
+    adding_run: str = ""
     n_sequences: int = 32
     seed: int = 0
 
@@ -73,6 +79,20 @@ def decay_rate(norms_by_lag: np.ndarray) -> float:
     return float(np.exp(np.polyfit(lags[ok], np.log(norms_by_lag[ok]), 1)[0]))
 
 
+def _from_adding_run(run_dir: str, cell_name: str):
+    """Seed 0's trained params of ``cell_name`` from an adding_problem run, and its test MSE."""
+    results = json.loads(Path(run_dir, "results.json").read_text())
+    runs = sorted((r for r in results["runs"].values() if r["cell"] == cell_name),
+                  key=lambda r: r["clip_norm"] == 0)
+    if not runs:
+        raise ValueError(f"{run_dir} has no {cell_name} run; it has "
+                         f"{sorted(results['runs'])}")
+    run = runs[0]
+    params, _ = Checkpointer(Path(run_dir, f"{cell_name}_clip{run['clip_norm']:g}",
+                                  "checkpoints")).restore_params()
+    return jax.tree.map(lambda a: jnp.asarray(a)[0], params), float(run["test_mse"][0])
+
+
 def part_cells(config: Config) -> dict:
     """Gradient norm vs lag per cell type, at initialisation and after training."""
     x, y = adding_problem(jax.random.PRNGKey(config.seed + 1), config.n_sequences, config.length)
@@ -82,13 +102,17 @@ def part_cells(config: Config) -> dict:
         train_config = adding.Config(length=config.length, hidden_size=config.hidden_size,
                                      n_seeds=1, steps=config.train_steps,
                                      eval_every=config.train_steps, seed=config.seed)
-        model, fitted = adding.train(train_config, name, 1.0, None)
+        model = rnn.sequence_model(cell, 2, 1, head="last")
+        if config.adding_run:
+            trained, test_mse = _from_adding_run(config.adding_run, name)
+        else:
+            model, fitted = adding.train(train_config, name, 1.0, None)
+            trained = jax.tree.map(lambda a: a[0], fitted.state.params)
+            test_mse = float(fitted.final["mse"][0])
         initial = init_state(model.init, optax.identity(), config.seed).params
-        trained = jax.tree.map(lambda a: a[0], fitted.state.params)
         at_init = gradient_norms_by_lag(cell, initial, x, y)
         after = gradient_norms_by_lag(cell, trained, x, y)
-        out[name] = {"init": at_init, "trained": after,
-                     "trained_test_mse": float(fitted.final["mse"][0]),
+        out[name] = {"init": at_init, "trained": after, "trained_test_mse": test_mse,
                      "rate_init": decay_rate(at_init), "rate_trained": decay_rate(after)}
     return out
 

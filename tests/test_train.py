@@ -151,7 +151,10 @@ def test_corrupted_checkpoint_is_refused_and_last_good_kept(tmp_path):
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
-    _fit(dataclasses_replace(CONFIG, epochs=1), run_dir=tmp_path)
+    fitted = _fit(dataclasses_replace(CONFIG, epochs=1), run_dir=tmp_path)
+    params, saved = Checkpointer(tmp_path / "checkpoints").restore_params()
+    _assert_trees_equal(params, fitted.state.params)  # params alone, no optimizer needed
+    assert saved["train_config"]["epochs"] == 1
     other = init_state(mlp((64, 16, 10)).init, optax.adam(3e-3), 0)
     with pytest.raises(CheckpointError, match="does not match"):
         Checkpointer(tmp_path / "checkpoints").restore(other)

@@ -61,13 +61,7 @@ class Checkpointer:
         self._manager.wait_until_finished()
         return os.path.join(self.directory, str(step))
 
-    def restore(self, target: TrainState, *, step: int | None = None) -> tuple[TrainState, dict]:
-        """Restore into the structure of ``target`` (a state, or its ``jax.eval_shape``).
-
-        ``step=None`` takes the newest checkpoint. Returns ``(state, config)``. Raises
-        ``CheckpointError`` when there is none, when it cannot be read, or when its shapes, dtypes
-        or tree structure differ from ``target``'s.
-        """
+    def _read(self, step: int | None) -> tuple[dict, dict, str]:
         steps = self.steps()
         if not steps:
             raise CheckpointError(f"no checkpoint in {self.directory}")
@@ -79,12 +73,27 @@ class Checkpointer:
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore()))
-            tree, config = restored.state, restored.config
         except Exception as e:  # orbax/tensorstore raise many types for damaged files
             raise CheckpointError(
                 f"checkpoint {path} could not be read ({type(e).__name__}: {e}). It was left as it "
                 f"is; other steps available: {[s for s in steps if s != step]} "
                 f"(restore one with step=...)") from e
+        return restored.state, dict(restored.config or {}), path
+
+    def restore_params(self, *, step: int | None = None) -> tuple[Any, dict]:
+        """Only the params (as saved: nested dicts, leading axis K for K vmapped runs) and the
+        config, without needing the optimizer state's structure: for analysis or fine-tuning."""
+        tree, config, _ = self._read(step)
+        return tree["params"], config
+
+    def restore(self, target: TrainState, *, step: int | None = None) -> tuple[TrainState, dict]:
+        """Restore into the structure of ``target`` (a state, or its ``jax.eval_shape``).
+
+        ``step=None`` takes the newest checkpoint. Returns ``(state, config)``. Raises
+        ``CheckpointError`` when there is none, when it cannot be read, or when its shapes, dtypes
+        or tree structure differ from ``target``'s.
+        """
+        tree, config, path = self._read(step)
         expected = _describe(_to_tree(target))
         found = _describe(tree)
         if expected != found:
@@ -95,7 +104,7 @@ class Checkpointer:
         n = treedef.num_leaves
         opt_state = jax.tree.unflatten(treedef, [tree["opt_state"][f"leaf_{i}"] for i in range(n)])
         params = jax.tree.map(lambda t, x: x, target.params, tree["params"])
-        return TrainState(params, opt_state, tree["step"], tree["key"]), dict(config or {})
+        return TrainState(params, opt_state, tree["step"], tree["key"]), config
 
     def close(self) -> None:
         self._manager.close()
