@@ -91,3 +91,79 @@ def plot_layer_histograms(panels, path: str | os.PathLike, *, bins: int = 60,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return os.fspath(path)
+
+
+def plot_layer_curves(panels: dict, path: str | os.PathLike, *, ylabel: str = "value",
+                      xlabel: str = "training step", title: str = "",
+                      ylim: tuple[float, float] | None = None, layer_label: str = "layer {}",
+                      line_label: str = "", marker_label: str = "") -> str:
+    """Per-layer statistics over training, one panel per entry, one colour per layer, as in
+    Glorot & Bengio (2010)'s Figure 2 (mean with a +-std band) and Figure 3 (98th percentile as
+    markers, std as lines).
+
+    ``panels``: ``{panel title: {"steps": [S], "values": [S, L], "spread": [S, L] (optional: a
+    band values +- spread), "markers": [S, L] (optional: drawn as markers alone)}}``.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False,
+                             sharey=True)
+    for ax, (name, panel) in zip(axes[0], panels.items()):
+        steps = np.asarray(panel["steps"])
+        values = np.asarray(panel["values"], dtype=float)
+        colours = plt.cm.viridis(np.linspace(0.0, 0.9, values.shape[1]))
+        for l, colour in enumerate(colours):
+            label = layer_label.format(l + 1) + (f" {line_label}" if line_label else "")
+            ax.plot(steps, values[:, l], color=colour, lw=1.4, label=label)
+            if panel.get("spread") is not None:
+                spread = np.asarray(panel["spread"], dtype=float)[:, l]
+                ax.fill_between(steps, values[:, l] - spread, values[:, l] + spread, color=colour,
+                                alpha=0.15, lw=0)
+            if panel.get("markers") is not None:
+                ax.plot(steps, np.asarray(panel["markers"], dtype=float)[:, l], ls="none",
+                        marker=".", ms=3, color=colour,
+                        label=marker_label if (marker_label and l == 0) else None)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=7, ncol=2)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def plot_per_layer(panels: dict, path: str | os.PathLike, *, ylabel: str = "value",
+                   log_y: bool = False, title: str = "", xlabel: str = "layer") -> str:
+    """One value per layer, one line per series, one panel per entry: e.g. the variance of the
+    back-propagated gradients at each layer for several networks (Glorot & Bengio 2010, sec. 4.2).
+
+    ``panels``: ``{panel title: {series label: [value of layer 1, ..., layer L]}}``.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), squeeze=False)
+    for ax, (name, series) in zip(axes[0], panels.items()):
+        for label, values in series.items():
+            values = np.asarray(values, dtype=float)
+            ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=4, label=label)
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)

@@ -6,7 +6,8 @@ The functions work on any model whose ``apply(params, x, *, return_hidden=True)`
 ``(outputs, [h_1, ..., h_L])`` (``dlmodels.mlp.mlp`` does) and, for the gradients, whose params are
 ``{"layer_0": {"w", "b"}, ..., "layer_L": {"w", "b"}}`` with layer l's pre-activation
 ``a_l = h_{l-1} W_l + b_l`` (``h_0 = x``; ``layer_L`` is the output layer). All but `histograms`
-are pure jnp and can be jitted (``jax.jit(partial(layer_statistics, model.apply, activation=...))``).
+are pure jnp and can be jitted, e.g.
+``jax.jit(partial(layer_statistics, model.apply, activation="tanh"))``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def layer_names(params: dict) -> list[str]:
     """The dense layers of an MLP's params, in order: ``["layer_0", ..., "layer_L"]``."""
     names = [k for k in params if re.fullmatch(r"layer_\d+", k)]
     if not names:
-        raise ValueError(f"expected MLP params with keys 'layer_0', 'layer_1', ...; got {list(params)}")
+        raise ValueError(f"expected MLP params with keys 'layer_0', 'layer_1', ...; "
+                         f"got {list(params)}")
     return sorted(names, key=lambda k: int(k.split("_")[1]))
 
 
@@ -58,12 +60,12 @@ def activation_statistics(hidden: Sequence[jax.Array], *, activation: str | None
     """
     if thresholds is None and activation is not None:
         thresholds = SATURATION_THRESHOLDS.get(activation)
-    levels = jnp.asarray(percentiles, jnp.float32)
+    levels = jnp.asarray(percentiles, dtype=float)
     out: dict = {"mean": [], "std": [], "percentiles": []}
     if thresholds is not None:
         out.update(saturated_low=[], saturated_high=[], saturated=[], dead_units=[])
     for h in hidden:
-        h = jnp.asarray(h, jnp.float32)
+        h = jnp.asarray(h)
         out["mean"].append(jnp.mean(h))
         out["std"].append(jnp.std(h))
         out["percentiles"].append(jnp.percentile(h, levels))
@@ -135,10 +137,11 @@ def backprop_statistics(model_apply: Callable, params: dict, x: jax.Array, y, lo
       ``dL/dW_l`` (the paper's ``Var[dCost/dw^l]``), ``bias_grad_norm``.
 
     Arrays have a leading axis of L+1 layers; ``loss`` is the scalar loss.
-    ``loss_fn(outputs, y) -> scalar``, e.g. ``lambda z, y: losses.softmax_cross_entropy(z, y).mean()``.
+    ``loss_fn(outputs, y) -> scalar``, e.g.
+    ``lambda z, y: losses.softmax_cross_entropy(z, y).mean()``.
     """
     loss, param_grads, deltas = gradients(model_apply, params, x, y, loss_fn)
-    levels = jnp.asarray(percentiles, jnp.float32)
+    levels = jnp.asarray(percentiles, dtype=float)
     names = layer_names(params)
     w = [param_grads[n]["w"] for n in names]
     return {

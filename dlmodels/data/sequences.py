@@ -22,9 +22,9 @@ def adding_problem(key: jax.Array, n: int, length: int) -> tuple[jax.Array, jax.
     """The adding problem (Hochreiter & Schmidhuber 1997, experiment 4; the layout of Le, Jaitly &
     Hinton 2015): sum the two marked numbers of a long sequence.
 
-    ``x [n, T, 2]`` float32: channel 0 holds values drawn i.i.d. from U[0, 1]; channel 1 is a marker,
-    1 at exactly two positions and 0 elsewhere: ``p_1`` uniform in the first half ``[0, T // 2)``
-    and ``p_2`` uniform in the second half ``[T // 2, T)``. ``y [n]`` float32:
+    ``x [n, T, 2]`` float32: channel 0 holds values drawn i.i.d. from U[0, 1]; channel 1 is a
+    marker, 1 at exactly two positions and 0 elsewhere: ``p_1`` uniform in the first half
+    ``[0, T // 2)`` and ``p_2`` uniform in the second half ``[T // 2, T)``. ``y [n]`` float32:
     ``y = x[p_1, 0] + x[p_2, 0]``.
 
     Baseline: always predicting 1.0 gives MSE ``E[(y - 1)^2] = Var(u_1 + u_2) = 2 / 12 = 1/6 ~
@@ -106,10 +106,10 @@ def temporal_order(key: jax.Array, n: int, length: int) -> tuple[jax.Array, jax.
     classify a sequence by the order of the two relevant symbols hidden among distractors.
 
     Layout (fixed length T instead of the paper's random 100..110, so batches need no padding):
-    position 0 is the start symbol E, position T - 1 the trigger B; two positions ``t_1`` and ``t_2``,
-    uniform in the windows of :func:`temporal_order_windows` (``[10, 20]`` and ``[50, 60]`` for
-    T = 100, as in the paper), each hold X or Y (fair coin); every other position holds a
-    distractor drawn uniformly from {a, b, c, d}.
+    position 0 is the start symbol E, position T - 1 the trigger B; two positions ``t_1`` and
+    ``t_2``, uniform in the windows of :func:`temporal_order_windows` (``[10, 20]`` and
+    ``[50, 60]`` for T = 100, as in the paper), each hold X or Y (fair coin); every other position
+    holds a distractor drawn uniformly from {a, b, c, d}.
 
     ``x [n, T, 8]`` float32: one-hot over the alphabet ``TEMPORAL_ORDER_SYMBOLS`` =
     (a, b, c, d, X, Y, E, B), i.e. indices 0-3 distractors, 4 = X, 5 = Y, 6 = E, 7 = B.
@@ -151,7 +151,8 @@ def mnist_sequences(x, *, pixels: bool = False, permutation_key: jax.Array | Non
     n, d = x.shape
     side = math.isqrt(d)
     if side * side != d:
-        raise ValueError(f"mnist_sequences needs square images flattened to [N, side^2], got {x.shape}")
+        raise ValueError(f"mnist_sequences needs square images flattened to [N, side^2], "
+                         f"got {x.shape}")
     if permutation_key is not None:
         perm = pixel_permutation(permutation_key, d)
         x = x[:, np.asarray(perm)] if isinstance(x, np.ndarray) else x[:, perm]
