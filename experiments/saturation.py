@@ -431,7 +431,7 @@ def main(config: Config, run_dir: str) -> dict:
               f"below {config.saturation_level} from step {finding['first_step_below_level']}, "
               f"recovered at step {finding['recovery_step']}, end {finding['top_mean_end']:.3f}; "
               f"paper's finding observed: {finding['observed']}")
-    results["plots"] = _plots(config, variants, run_dir, len(train[0]))
+    results["plots"] = [os.path.basename(p) for p in _plots(config, variants, run_dir, len(train[0]))]
     results["seconds"] = time.perf_counter() - t_start
     print(f"saturation finished in {results['seconds']:.0f} s")
     return results
