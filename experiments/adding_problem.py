@@ -7,7 +7,21 @@ marked values. Predicting 1.0 always gives MSE 1/6 ~ 0.167; "solved" means test 
 For each cell (``lstm``, ``rnn`` = tanh Elman) and each clipping threshold (0 = none; otherwise
 clip the global gradient norm, Pascanu et al. 2013, Algorithm 1), ``n_seeds`` seeds train as ONE
 vmapped program. Every step draws a fresh batch from the step's key (an endless stream, different
-for every seed); the test set is 2,000 fixed sequences. Adam, MSE on the last step's linear readout.
+for every seed); the test set is 2,000 fixed sequences. Adam (lr 1e-2), batch 50, H = 64, MSE on
+the last step's linear readout, 5,000 steps.
+
+Measured here (2026-11-22, 2-core CPU shared with other jobs, 15 minutes in all; reference copy in
+experiments/results/adding_problem/), test MSE of seeds 0, 1, 2 and the step at which each first
+went below 0.01:
+
+- LSTM, no clipping: 0.0001, 0.0005, 0.0002 (solved at steps 1,500, 3,000, 2,750);
+- LSTM, clip 1:      0.0000, 0.0003 (solved at 1,000, 1,500), and seed 2 still on the plateau,
+  0.165, after 5,000 steps: clipping at 1 shrinks the steps that leave the plateau;
+- tanh RNN, no clipping: 0.202, 0.167, 0.177; clip 1: 0.186, 0.167, 0.187: at the baseline.
+
+So 5 of 6 LSTM runs solve T = 200 and no tanh RNN run beats predicting 1.0 (Le et al. 2015 and
+Arjovsky et al. 2016 report the same contrast). With Adam at lr 1e-3 no LSTM seed had left the
+plateau after 3,000 steps (first attempt, H = 64).
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ class Config:
     steps: int = 5000
     eval_every: int = 250
     batch_size: int = 50
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-2
     n_test: int = 2000
     seed: int = 0
 
