@@ -7,12 +7,21 @@ recurrent matrix's spectral radius against Pascanu, Mikolov & Bengio (2013)'s bo
    hidden state (``dlmodels.analysis.hidden_gradient_norms``). Averaged over ``n_sequences``.
    With ``--adding_run DIR`` (a run directory of ``dlmodels run adding_problem`` with the same
    length and hidden size), the trained models are that run's seed-0 params (clipped runs
-   preferred) instead of a fresh ``train_steps`` training.
+   preferred) instead of a fresh ``train_steps`` training, for the cells that run has.
 2. For a tanh RNN whose recurrent matrix is orthogonal times r (so its spectral radius and its
    largest singular value are both r), ``||dh_T/dh_t||`` (the spectral norm of the product of the
    exact step Jacobians) against the lag T - t, for r in ``radii``; the per-step rate fitted on
    the lags where the norm is still above 1e-30, beside the bound ``||dh_T/dh_t|| <= eta^(T-t)``,
    ``eta = sigma_max(W) gamma``, gamma = 1 for tanh: vanishing is guaranteed for r < 1.
+
+Measured here (2026-11-22, T = 200, H = 64, trained models from the adding_problem reference run;
+experiments/results/vanishing_gradients/): at initialisation ||dL/dh_t|| falls per step by a factor
+0.940 (tanh RNN), 0.967 (LSTM, forget bias +1) and 0.746 (GRU); after training, the LSTM and GRU
+that solved the task carry the gradient across all 200 steps (fitted factor 0.999 and 0.994;
+||dL/dh_0|| = 1.1e-3 and 7.4e-3) while the tanh RNN's falls to 1e-18 (factor 0.836). Radius sweep:
+the measured per-step factor of ||dh_T/dh_t|| is 0.496, 0.880, 0.962, 1.000, 1.060 for r = 0.5,
+0.9, 1.0, 1.1, 1.5, always under the bound r, which is tight for small r (the tanh's slope is ~1
+near 0) and loose for r > 1, where tanh saturates and caps the growth.
 """
 
 from __future__ import annotations
@@ -80,13 +89,13 @@ def decay_rate(norms_by_lag: np.ndarray) -> float:
 
 
 def _from_adding_run(run_dir: str, cell_name: str):
-    """Seed 0's trained params of ``cell_name`` from an adding_problem run, and its test MSE."""
+    """Seed 0's trained params of ``cell_name`` from an adding_problem run and its test MSE, or
+    None when that run has no such cell."""
     results = json.loads(Path(run_dir, "results.json").read_text())
     runs = sorted((r for r in results["runs"].values() if r["cell"] == cell_name),
                   key=lambda r: r["clip_norm"] == 0)
     if not runs:
-        raise ValueError(f"{run_dir} has no {cell_name} run; it has "
-                         f"{sorted(results['runs'])}")
+        return None
     run = runs[0]
     params, _ = Checkpointer(Path(run_dir, f"{cell_name}_clip{run['clip_norm']:g}",
                                   "checkpoints")).restore_params()
@@ -103,9 +112,12 @@ def part_cells(config: Config) -> dict:
                                      n_seeds=1, steps=config.train_steps,
                                      eval_every=config.train_steps, seed=config.seed)
         model = rnn.sequence_model(cell, 2, 1, head="last")
-        if config.adding_run:
-            trained, test_mse = _from_adding_run(config.adding_run, name)
+        loaded = _from_adding_run(config.adding_run, name) if config.adding_run else None
+        if loaded is not None:
+            trained, test_mse = loaded
+            source = f"{config.adding_run} (seed 0)"
         else:
+            source = f"trained here for {config.train_steps} steps"
             model, fitted = adding.train(train_config, name, 1.0, None)
             trained = jax.tree.map(lambda a: a[0], fitted.state.params)
             test_mse = float(fitted.final["mse"][0])
@@ -113,6 +125,7 @@ def part_cells(config: Config) -> dict:
         at_init = gradient_norms_by_lag(cell, initial, x, y)
         after = gradient_norms_by_lag(cell, trained, x, y)
         out[name] = {"init": at_init, "trained": after, "trained_test_mse": test_mse,
+                     "trained_source": source,
                      "rate_init": decay_rate(at_init), "rate_trained": decay_rate(after)}
     return out
 
@@ -176,7 +189,8 @@ def main(config: Config, run_dir: str) -> dict:
         "cells": {name: {"grad_norm_at_lag_init": {l: r["init"][l] for l in lags},
                          "grad_norm_at_lag_trained": {l: r["trained"][l] for l in lags},
                          "rate_init": r["rate_init"], "rate_trained": r["rate_trained"],
-                         "trained_test_mse": r["trained_test_mse"]}
+                         "trained_test_mse": r["trained_test_mse"],
+                         "trained_source": r["trained_source"]}
                   for name, r in cells.items()},
         "radius_sweep": {f"{radius:g}": {k: v for k, v in r.items() if k not in ("norms", "bound")}
                          for radius, r in sweep.items()},
