@@ -30,7 +30,7 @@ def test_saturation_smoke(tmp_path):
                  "activation_histograms_tanh.png", "activation_histograms_init_tanh.png",
                  "gradient_histograms_tanh.png", "gradient_variance.png", "curves.png"):
         assert os.path.getsize(os.path.join(run_dir, name)) > 1000, name
-    assert all(os.path.exists(p) for p in saved["plots"])
+    assert all(os.path.exists(os.path.join(run_dir, p)) for p in saved["plots"])
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     assert len(rows) == 4 * 3  # 4 variants x (initial + 2 records)
