@@ -11,7 +11,11 @@ A cell is ``Cell(init, apply, initial_carry, project, step)``:
 - ``step(params, carry, u_t) -> (carry, y_t)``: the part that must be sequential;
   ``apply(params, carry, x_t) == step(params, carry, project(params, x_t))``;
 - ``output(params, carry) -> y``: the output as a function of the new carry (``None`` means
-  ``carry.h``), which the gradient analysis needs to perturb a state and see its outputs move.
+  ``carry.h``), which the gradient analysis needs to perturb a state and see its outputs move;
+- ``fused(params, xs, carry, *, lengths, reverse, time_major, remat, unroll_steps) -> (ys, carry)``
+  (optional, ``None`` for most cells): the whole sequence at once with a hand-written backward
+  pass, equal to the scan of ``step`` (up to rounding); ``unroll`` uses it when it can (see
+  there). ``cell._replace(fused=None)`` is the same cell on the generic path.
 """
 
 from __future__ import annotations
@@ -31,17 +35,18 @@ class Cell(NamedTuple):
     hidden_size: int
     output_size: int
     output: Callable[..., Any] | None = None
+    fused: Callable[..., Any] | None = None
 
 
 def make_cell(init, initial_carry, project, step, hidden_size: int,
-              output_size: int | None = None, output=None) -> Cell:
+              output_size: int | None = None, output=None, fused=None) -> Cell:
     """Assemble a ``Cell``; ``apply`` is ``step`` after ``project``."""
 
     def apply(params, carry, x_t):
         return step(params, carry, project(params, x_t))
 
     return Cell(init, apply, initial_carry, project, step, hidden_size,
-                hidden_size if output_size is None else output_size, output)
+                hidden_size if output_size is None else output_size, output, fused)
 
 
 def output_of(cell: Cell, params, carry):

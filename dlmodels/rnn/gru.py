@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from dlmodels.nn import initializers
 from dlmodels.rnn.cell import Cell, affine, check_size, make_cell
 from dlmodels.rnn.elman import RNNState
+from dlmodels.rnn.fused import gru_unroll
 
 
 def gru(hidden_size: int, *, w_init="glorot_uniform", w_h_init="orthogonal") -> Cell:
@@ -18,7 +19,8 @@ def gru(hidden_size: int, *, w_init="glorot_uniform", w_h_init="orthogonal") -> 
         h_t = (1 - z) * n + z * h_{t-1}
 
     Params: ``w_x [D, 3H]``, ``w_h [H, 3H]``, ``b_x [3H]``, ``b_h [3H]``, gates in the order
-    (r, z, n). Carry ``RNNState(h)``; output ``y_t = h_t``.
+    (r, z, n). Carry ``RNNState(h)``; output ``y_t = h_t``. ``unroll`` runs it through
+    :func:`dlmodels.rnn.fused.gru_unroll` (``cell.fused``).
     """
     hidden_size = check_size(hidden_size)
     H = hidden_size
@@ -46,4 +48,4 @@ def gru(hidden_size: int, *, w_init="glorot_uniform", w_h_init="orthogonal") -> 
     def initial_carry(batch_size, dtype=jnp.float32):
         return RNNState(jnp.zeros((batch_size, H), dtype))
 
-    return make_cell(init, initial_carry, project, step, H)
+    return make_cell(init, initial_carry, project, step, H, fused=gru_unroll)

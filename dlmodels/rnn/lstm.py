@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from dlmodels.nn import initializers
 from dlmodels.rnn.cell import Cell, affine, check_size, make_cell
+from dlmodels.rnn.fused import lstm_unroll
 
 
 class LSTMState(NamedTuple):
@@ -47,6 +48,7 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, w_init="glorot_uniform",
     the order (i, f, g, o) as in PyTorch. The forget-gate bias starts at ``forget_bias`` (+1 by
     default: Gers et al. 2000; Jozefowicz, Zaremba & Sutskever 2015), stored in ``b``, so params
     describe the function completely. Carry ``LSTMState(h, c)``; output ``y_t = h_t``.
+    ``unroll`` runs it through :func:`dlmodels.rnn.fused.lstm_unroll` (``cell.fused``).
     """
     hidden_size = check_size(hidden_size)
     H = hidden_size
@@ -66,7 +68,7 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, w_init="glorot_uniform",
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return LSTMState(h, c), h
 
-    return make_cell(init, _initial_carry(H), project, step, H)
+    return make_cell(init, _initial_carry(H), project, step, H, fused=lstm_unroll)
 
 
 def lstm_no_forget(hidden_size: int, *, w_init="glorot_uniform", w_h_init="orthogonal") -> Cell:

@@ -41,10 +41,19 @@ def unroll(cell: Cell, params, xs: jax.Array, *, lengths: jax.Array | None = Non
     - ``truncate = k > 0``: truncated BPTT, the gradient is stopped on the carry every k steps.
     - ``remat``: rematerialise each step in the backward pass (memory O(T) carries instead of all
       step intermediates); ``unroll_steps``: steps per scan iteration (``lax.scan(unroll=...)``).
+
+    Fast path: a cell with ``cell.fused`` (the LSTM and the GRU, :mod:`dlmodels.rnn.fused`) runs
+    through it, with its hand-written backward pass, whenever ``truncate == 0`` and params,
+    carry and ``xs`` share one floating dtype: with or without ``lengths``, ``reverse``,
+    ``remat`` (there: chunks recomputed in the backward pass, nothing stored per step but the
+    outputs), in either layout; ``unroll_steps`` only unrolls its rematerialised chunks. Otherwise,
+    and for every other cell, the generic path: ``lax.scan`` of ``cell.step`` after
+    ``cell.project``, and autodiff. ``unroll(cell._replace(fused=None), ...)`` forces the generic
+    path; forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``) needs it, since the fused path is a
+    ``jax.custom_vjp``.
     """
     chex.assert_rank(xs, 3, custom_message="unroll: xs must be [B, T, D] (or [T, B, D])")
-    xs_t = xs if time_major else jnp.swapaxes(xs, 0, 1)         # [T, B, D]
-    T, B = xs_t.shape[:2]
+    T, B = xs.shape[:2] if time_major else xs.shape[1::-1]
     if lengths is not None:
         lengths = jnp.asarray(lengths)
         chex.assert_shape(lengths, (B,), custom_message=f"unroll: lengths must be [{B}]")
@@ -53,6 +62,10 @@ def unroll(cell: Cell, params, xs: jax.Array, *, lengths: jax.Array | None = Non
     if truncate < 0:
         raise ValueError(f"truncate must be >= 0, got {truncate}")
     carry = cell.initial_carry(B, xs.dtype) if initial_carry is None else initial_carry
+    if cell.fused is not None and not truncate and _fusable(params, xs, carry):
+        return cell.fused(params, xs, carry, lengths=lengths, reverse=reverse,
+                          time_major=time_major, remat=remat, unroll_steps=unroll_steps)
+    xs_t = xs if time_major else jnp.swapaxes(xs, 0, 1)         # [T, B, D]
     if reverse:
         xs_t = reverse_padded(xs_t, lengths)
     us = cell.project(params, xs_t)                              # [T, B, P]
@@ -75,6 +88,14 @@ def unroll(cell: Cell, params, xs: jax.Array, *, lengths: jax.Array | None = Non
     if reverse:
         ys = reverse_padded(ys, lengths)
     return (ys if time_major else jnp.swapaxes(ys, 0, 1)), carry
+
+
+def _fusable(params, xs, carry) -> bool:
+    """Whether the fused path applies: one floating dtype for params, carry and inputs, and a
+    non-empty sequence batch."""
+    if xs.size == 0 or not jnp.issubdtype(xs.dtype, jnp.floating):
+        return False
+    return all(jnp.asarray(leaf).dtype == xs.dtype for leaf in jax.tree.leaves((params, carry)))
 
 
 def bidirectional(forward: Cell, backward: Cell, params, xs: jax.Array, *,
