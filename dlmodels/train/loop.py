@@ -176,9 +176,7 @@ def fit(init_fn: Callable[[jax.Array], Any], loss_fn: LossFn,
                 raise CheckpointError(
                     f"{checkpointer.directory} already holds checkpoints {checkpointer.steps()}; "
                     "pass resume=True to continue from them, or use a new run directory")
-            state, _ = checkpointer.restore(state)
-            if hyperparams:  # the restored opt_state holds them already; nothing to redo
-                pass
+            state, _ = checkpointer.restore(state)  # opt_state carries any injected hyper-params
     elif resume:
         raise ValueError("resume=True needs a run_dir holding checkpoints")
 
