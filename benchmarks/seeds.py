@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp

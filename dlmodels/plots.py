@@ -15,6 +15,16 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | os.PathLike, title: str = "") -> str:
+    """Title, lay out, write the PNG and free the figure; returns the path."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return os.fspath(path)
+
+
 def training_curves(histories: dict[str, list[dict]], path: str | os.PathLike, *,
                     keys: Sequence[str] = ("train_loss", "eval_accuracy"), title: str = "") -> str:
     """One panel per key (x: epoch), one line per named history (the trainer's per-epoch dicts);
@@ -40,12 +50,7 @@ def training_curves(histories: dict[str, list[dict]], path: str | os.PathLike, *
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(fig, path, title)
 
 
 def plot_layer_histograms(panels, path: str | os.PathLike, *, bins: int = 60,
@@ -85,12 +90,7 @@ def plot_layer_histograms(panels, path: str | os.PathLike, *, bins: int = 60,
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("density" if density else "count")
     axes[0][-1].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(fig, path, title)
 
 
 def plot_layer_curves(panels: dict, path: str | os.PathLike, *, ylabel: str = "value",
@@ -131,12 +131,7 @@ def plot_layer_curves(panels: dict, path: str | os.PathLike, *, ylabel: str = "v
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(fontsize=7, ncol=2)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(fig, path, title)
 
 
 def plot_per_layer(panels: dict, path: str | os.PathLike, *, ylabel: str = "value",
@@ -161,9 +156,4 @@ def plot_per_layer(panels: dict, path: str | os.PathLike, *, ylabel: str = "valu
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(fig, path, title)

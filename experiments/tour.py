@@ -102,7 +102,7 @@ def _stop_vanishing_gradients(config: Config, run_dir: str) -> dict:
     print(f"{'cell':<6} {'||dL/dh_T-1||':>14} {'||dL/dh_0||':>12} {'per-step rate':>14}")
     for name, r in cells.items():
         print(f"{name:<6} {r['lag_0']:>14.3g} {r['lag_last']:>12.3g} {r['rate']:>14.3f}")
-    print(f"tanh RNN with W = r Q: measured per-step rate of ||dh_T/dh_t|| vs the bound r")
+    print("tanh RNN with W = r Q: measured per-step rate of ||dh_T/dh_t|| vs the bound r")
     for radius, r in sweep.items():
         print(f"  r = {radius:<4g} rate {r['measured_rate']:.3f}  bound {r['eta']:.3f}  "
               f"holds: {r['bound_holds']}")

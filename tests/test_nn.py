@@ -1,6 +1,5 @@
 """Activations, initialisers, dropout and the dense layer against numpy formulas."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
