@@ -62,19 +62,32 @@ def make_train_steps(loss_fn: LossFn, optimizer: optax.GradientTransformation, *
     ``lax.scan``. With ``halt_on_nonfinite`` the first non-finite step freezes the state (step
     counter included) for the rest of the call, so the caller can stop at the last good state.
     """
-    train_step = make_train_step(loss_fn, optimizer)
+    return _scanned(make_train_step(loss_fn, optimizer), _select, halt_on_nonfinite, vmapped=False)
+
+
+def _scanned(train_step, select, halt_on_nonfinite: bool, *, vmapped: bool):
+    """``run(state, data, indices)``: ``train_step`` scanned over the rows of ``indices``, with the
+    non-finite halt. ``vmapped``: the state has a leading run axis K; each batch is gathered once
+    and broadcast to the K runs, and the metrics come back ``[K, S]``."""
 
     def run(state: TrainState, data, indices: jax.Array):
+        n_runs = state.step.shape[0] if vmapped else None
+
         def body(carry, idx):
             state, halted = carry
-            batch = jax.tree.map(lambda a: a[idx], data)
+            batch = jax.tree.map(lambda a: a[idx], data)  # gathered once for all runs
+            if vmapped:
+                batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_runs,) + a.shape), batch)
             new, metrics = train_step(state, batch)
             if halt_on_nonfinite:
                 halted = halted | ~metrics.finite
-                new = _select(halted, state, new)
+                new = select(halted, state, new)
             return (new, halted), metrics
 
-        (state, _), metrics = jax.lax.scan(body, (state, jnp.array(False)), indices)
+        halted = jnp.zeros((n_runs,), bool) if vmapped else jnp.array(False)
+        (state, _), metrics = jax.lax.scan(body, (state, halted), indices)
+        if vmapped:
+            metrics = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), metrics)  # [S, K] -> [K, S]
         return state, metrics
 
     return run
@@ -98,26 +111,8 @@ def make_vmapped_train_steps(loss_fn: LossFn, optimizer: optax.GradientTransform
     momentum) to 1.45x (Adam) slower than 8 sequential runs, where this is at parity; at
     64-32-10 with batch 32 the fold was up to 10% faster (``benchmarks/RESULTS.md``, "seeds").
     """
-    train_step = jax.vmap(make_train_step(loss_fn, optimizer))
-    select = jax.vmap(_select)
-
-    def run(states: TrainState, data, indices: jax.Array):
-        n_runs = states.step.shape[0]
-
-        def body(carry, idx):
-            states, halted = carry
-            batch = jax.tree.map(lambda a: a[idx], data)  # gathered once for all runs
-            batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_runs,) + a.shape), batch)
-            new, metrics = train_step(states, batch)
-            if halt_on_nonfinite:
-                halted = halted | ~metrics.finite
-                new = select(halted, states, new)
-            return (new, halted), metrics
-
-        (states, _), metrics = jax.lax.scan(body, (states, jnp.zeros((n_runs,), bool)), indices)
-        return states, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), metrics)  # [S, K] -> [K, S]
-
-    return run
+    return _scanned(jax.vmap(make_train_step(loss_fn, optimizer)), jax.vmap(_select),
+                    halt_on_nonfinite, vmapped=True)
 
 
 def make_evaluate(eval_fn: Callable[[Any, Any], dict], batch_size: int):
