@@ -157,3 +157,38 @@ def plot_per_layer(panels: dict, path: str | os.PathLike, *, ylabel: str = "valu
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path, title)
+
+
+def image_grid(panels: dict, path: str | os.PathLike, *, n_cols: int = 10,
+               image_shape: tuple[int, int] | None = None, symmetric: bool = False,
+               title: str = "") -> str:
+    """Grids of small images side by side, one panel per ``{name: images [n, h, w] or [n, h*w]}``
+    (``image_shape`` reshapes flat rows). ``symmetric``: a grey-centred colour scale per image,
+    for weights (filters) whose sign matters; otherwise each panel is drawn in [min, max]."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
+    for ax, (name, images) in zip(axes[0], panels.items()):
+        images = np.asarray(images, np.float32)
+        if image_shape is not None:
+            images = images.reshape(-1, *image_shape)
+        if images.ndim != 3:
+            raise ValueError(f"panel {name!r}: images must be [n, h, w], got {images.shape}")
+        if symmetric:
+            scale = np.max(np.abs(images), axis=(1, 2), keepdims=True) + 1e-12
+            images = 0.5 + 0.5 * images / scale
+            lo, hi = 0.0, 1.0
+        else:
+            lo, hi = float(images.min()), float(images.max())
+        n, h, w = images.shape
+        rows = -(-n // n_cols)
+        canvas = np.full((rows * (h + 1) + 1, n_cols * (w + 1) + 1), hi if not symmetric else 1.0,
+                         np.float32)
+        for i, image in enumerate(images):
+            r, c = divmod(i, n_cols)
+            canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = image
+        ax.imshow(canvas, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    return _save(fig, path, title)
