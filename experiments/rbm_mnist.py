@@ -119,8 +119,9 @@ def main(config: Config, run_dir: str) -> dict:
         histories[name] = history
 
         start = time.perf_counter()
-        runs = [ais(k, params, config.ais_betas, config.ais_chains, base_visible_bias=base_bias)
-                for k in jax.random.split(k_ais, config.ais_runs)]
+        runs = jax.block_until_ready([
+            ais(k, params, config.ais_betas, config.ais_chains, base_visible_bias=base_bias)
+            for k in jax.random.split(k_ais, config.ais_runs)])
         ais_seconds = time.perf_counter() - start
         log_zs = [float(r.log_z) for r in runs]
         log_z = float(np.mean(log_zs))

@@ -50,7 +50,8 @@ def test_unknown_key_is_an_error(capsys, tmp_path):
 
 def test_tour_smoke(tmp_path, capsys):
     run_dir = tmp_path / "tour"
-    assert main(["run", "tour", "--epochs", "2", "--n-seeds", "2", "--run-dir", str(run_dir)]) == 0
+    assert main(["run", "tour", "--epochs", "2", "--n-seeds", "2", "--rbm-epochs", "3",
+                 "--run-dir", str(run_dir)]) == 0
     config = json.loads((run_dir / "config.json").read_text())
     assert config["experiment"] == "tour" and config["epochs"] == 2 and config["n_seeds"] == 2
     results = json.loads((run_dir / "results.json").read_text())
@@ -61,6 +62,8 @@ def test_tour_smoke(tmp_path, capsys):
     assert len(metrics) == 2
     assert len(metrics[0].read_text().splitlines()) == 2
     assert "test accuracy" in capsys.readouterr().out
+    for row in results["energy"]["rbm_test_log_likelihood"].values():
+        assert abs(row["ais"] - row["exact"]) < 0.2    # AIS against exact enumeration
 
 
 def test_mlp_smoke_on_digits(tmp_path):
