@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,8 +69,10 @@ def base_rate_bias(v: jax.Array, *, eps: float = 1e-3) -> jax.Array:
     return jnp.log(p) - jnp.log1p(-p)
 
 
-def _check(params: Params, v: jax.Array, name: str = "v") -> None:
+def _check(params: Params, v: jax.Array, name: str = "v", *, batch: bool = False) -> None:
     n_visible = params["w"].shape[0]
+    if batch and (v.ndim != 2 or v.shape[-1] != n_visible):
+        raise ValueError(f"{name} must have shape [B, {n_visible}] (a batch), got {v.shape}")
     if v.ndim < 1 or v.shape[-1] != n_visible:
         raise ValueError(f"{name} must have shape [..., {n_visible}] (n_visible), got {v.shape}")
 
@@ -233,8 +234,7 @@ def cd_k(params: Params, v: jax.Array, key: jax.Array, k: int = 1, *,
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    _check(params, v)
-    chex.assert_rank(v, 2)
+    _check(params, v, batch=True)
     k_0, k_chain = jax.random.split(key)
     h0, p0 = sample_hidden(k_0, params, v)
     v_k, p_k, mean_1 = _negative_phase(k_chain, params, h0, k, sample_visible_units)
@@ -253,10 +253,9 @@ def pcd(params: Params, v: jax.Array, chains: jax.Array, key: jax.Array, k: int 
     batch of data (or samples) and feed ``new_chains`` back at the next update."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    _check(params, v)
-    _check(params, chains, "chains")
-    chex.assert_rank([v, chains], 2)
-    k_0, k_c, k_chain = jax.random.split(key, 3)
+    _check(params, v, batch=True)
+    _check(params, chains, "chains", batch=True)
+    k_c, k_chain = jax.random.split(key)
     p0 = hidden_probs(params, v)
     h_c, _ = sample_hidden(k_c, params, chains)
     v_k, p_k, _ = _negative_phase(k_chain, params, h_c, k, sample_visible_units)
@@ -283,8 +282,7 @@ def pseudo_log_likelihood(params: Params, v: jax.Array, key: jax.Array | None = 
     example (what scikit-learn's ``BernoulliRBM.score_samples`` returns)."""
     if is_gaussian(params):
         raise ValueError("pseudo_log_likelihood is for binary (Bernoulli) visible units")
-    _check(params, v)
-    chex.assert_rank(v, 2)
+    _check(params, v, batch=True)
     n_visible = v.shape[-1]
     a = hidden_input(params, v)                                            # (B, H)
     f = free_energy(params, v)                                             # (B,)
