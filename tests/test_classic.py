@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dlmodels.classic import associative, perceptron
+from experiments.perceptron import separable_data
 
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 
@@ -15,18 +16,8 @@ XOR_Y = np.array([0, 1, 1, 0], np.int32)
 
 
 def separable(seed, n=60, d=2, margin=0.1):
-    """``n`` points uniform in [-1, 1]^d at distance >= margin from a random plane u.x + b = 0
-    (||u|| = 1), labelled by its side; returns x, y, u, b."""
-    rng = np.random.default_rng(seed)
-    u = rng.normal(size=d)
-    u /= np.linalg.norm(u)
-    b = rng.uniform(-0.3, 0.3)
-    x = np.empty((0, d))
-    while len(x) < n:
-        cand = rng.uniform(-1, 1, size=(4 * n, d))
-        x = np.concatenate([x, cand[np.abs(cand @ u + b) >= margin]])
-    x = x[:n].astype(np.float32)
-    return x, (x @ u + b > 0).astype(np.int32), u, b
+    """``n`` points in [-1, 1]^d at distance >= margin from a random unit plane; x, y, u, b."""
+    return separable_data(np.random.default_rng(seed), n, d, margin)
 
 
 def numpy_perceptron(x, y, learning_rate, rate, max_epochs):
