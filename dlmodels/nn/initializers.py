@@ -11,6 +11,11 @@ For a weight matrix of shape ``[fan_in, fan_out]``:
 - ``orthogonal``: a random orthogonal matrix (Saxe et al. 2014), times ``scale``.
 - ``identity``: ``scale * I`` (Le, Jaitly & Hinton 2015 use it for ReLU RNNs).
 - ``uniform(scale)``: U(-scale, scale); ``normal(stddev)``: N(0, stddev^2); ``zeros``; ``ones``.
+
+For a convolution kernel ``[kh, kw, c_in, c_out]`` (HWIO; ``[k, c_in, c_out]`` in 1-D) the
+variance-scaling initialisers take the last two axes as (in, out) and multiply both by the
+receptive field: fan_in = kh kw c_in, fan_out = kh kw c_out (with groups, ``c_in`` is the per-group
+``c_in / groups`` the kernel holds, as in PyTorch).
 """
 
 from __future__ import annotations

@@ -1,0 +1,74 @@
+"""Max and average pooling over the spatial axes of channels-last inputs."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlmodels.nn.conv import IntOrPair, Padding, _positive_ints, normalize_padding
+
+
+def _pool_args(x, window, stride, padding, where: str):
+    x = jnp.asarray(x)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{where}: expected input [N, H, W, C] (or [N, T, C]), got shape {x.shape}")
+    n = x.ndim - 2
+    windows = _positive_ints(window, n, "window", where)
+    strides = windows if stride is None else _positive_ints(stride, n, "stride", where)
+    pads = normalize_padding(padding, n, where)
+    if pads == "SAME":
+        pads = tuple(jax.lax.padtype_to_pads(x.shape[1:-1], windows, strides, "SAME"))
+    elif pads == "VALID":
+        pads = ((0, 0),) * n
+    for axis, (size, k, (lo, hi)) in enumerate(zip(x.shape[1:-1], windows, pads)):
+        if k > size + lo + hi:
+            raise ValueError(f"{where}: window {k} exceeds the padded input size {size + lo + hi} "
+                             f"on spatial axis {axis}: x shape {x.shape}, padding {padding!r}")
+        if max(lo, hi) >= k:  # a window of padding alone would give -inf / 0 / 0
+            raise ValueError(f"{where}: padding {(lo, hi)} must be smaller than the window {k} "
+                             f"on spatial axis {axis}")
+    full = lambda t, fill: (fill, *t, fill)  # noqa: E731  (batch and channel axes untouched)
+    return x, full(windows, 1), full(strides, 1), full(pads, (0, 0))
+
+
+def max_pool(x: jax.Array, window: IntOrPair, stride: IntOrPair | None = None,
+             padding: Padding = "VALID") -> jax.Array:
+    """Max pooling ``y[n, i, j, c] = max_{m < kh, l < kw} x_pad[n, s_h i + m, s_w j + l, c]``.
+
+    ``x [N, H, W, C]`` (or ``[N, T, C]``) -> ``[N, H_out, W_out, C]``, ``H_out = floor((H + pads -
+    kh) / s_h) + 1``; ``window``, ``stride``: an int or a pair, ``stride`` defaults to ``window``
+    (non-overlapping); overlapping pooling (AlexNet: 3x3 windows, stride 2; Krizhevsky et al. 2012,
+    section 3.4) is ``stride < window``. Padding (as in ``conv2d``) is with ``-inf``, so a padded
+    position never wins.
+    """
+    x, windows, strides, pads = _pool_args(x, window, stride, padding, "max_pool")
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        lowest = jnp.array(-jnp.inf, x.dtype)
+    else:
+        lowest = jnp.array(jnp.iinfo(x.dtype).min, x.dtype)
+    return jax.lax.reduce_window(x, lowest, jax.lax.max, windows, strides, pads)
+
+
+def avg_pool(x: jax.Array, window: IntOrPair, stride: IntOrPair | None = None,
+             padding: Padding = "VALID", *, count_include_pad: bool = False) -> jax.Array:
+    """Average pooling ``y[n, i, j, c] = (1 / D_ij) sum_{m < kh, l < kw} x_pad[n, s_h i + m, s_w j + l, c]``.
+
+    The divisor: with ``count_include_pad=False`` (default; TensorFlow's "SAME" average pooling)
+    ``D_ij`` is the number of real (unpadded) inputs under window ``(i, j)``, so border outputs are
+    means of the inputs they see; with ``count_include_pad=True`` (PyTorch's default) ``D_ij = kh
+    kw`` always, the padding counting as zeros. Without padding both are ``kh kw``.
+    ``x [N, H, W, C]`` (or ``[N, T, C]``) -> ``[N, H_out, W_out, C]``; ``window``, ``stride``,
+    ``padding`` as in ``max_pool``.
+    """
+    x, windows, strides, pads = _pool_args(x, window, stride, padding, "avg_pool")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"avg_pool: expected a floating-point input, got {x.dtype}")
+    zero = jnp.array(0, x.dtype)
+    total = jax.lax.reduce_window(x, zero, jax.lax.add, windows, strides, pads)
+    if count_include_pad or all(p == (0, 0) for p in pads):
+        return total / float(np.prod(windows))
+    # Count of real inputs per window: a constant [1, H_out, W_out, 1], folded under jit.
+    ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
+    count = jax.lax.reduce_window(ones, zero, jax.lax.add, windows, strides, pads)
+    return total / count
