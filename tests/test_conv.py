@@ -391,3 +391,13 @@ def test_errors(key):
         max_pool(x, 0)
     with pytest.raises(ValueError, match="size must be a positive int"):
         local_response_norm(x, size=0)
+
+
+def test_pooling_and_lrn_differentiate_under_jit():
+    """Inside a jitted gradient (as in every training step) reduce_window's init values are
+    constants that autodiff recognises; the gradients equal the eager ones."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 3))
+    for f in (lambda x: max_pool(x, 3, 2, "SAME"), lambda x: avg_pool(x, 2),
+              lambda x: local_response_norm(x)):
+        loss = lambda x: jnp.sum(f(x) ** 2)  # noqa: E731
+        np.testing.assert_allclose(jax.jit(jax.grad(loss))(x), jax.grad(loss)(x), rtol=1e-5, atol=1e-6)

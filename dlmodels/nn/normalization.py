@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def local_response_norm(x: jax.Array, *, size: int = 5, k: float = 2.0, alpha: float = 1e-4,
@@ -31,6 +32,6 @@ def local_response_norm(x: jax.Array, *, size: int = 5, k: float = 2.0, alpha: f
     ones = (1,) * (x.ndim - 1)
     pads = ((0, 0),) * (x.ndim - 1) + ((size // 2, (size - 1) // 2),)
     # Sliding sum of squares over the channel axis, zero-padded at both ends.
-    sum_sq = jax.lax.reduce_window(x * x, jnp.array(0, x.dtype), jax.lax.add, ones + (size,),
+    sum_sq = jax.lax.reduce_window(x * x, np.array(0, x.dtype), jax.lax.add, ones + (size,),
                                    ones + (1,), pads)
     return x / (k + scale * sum_sq) ** beta

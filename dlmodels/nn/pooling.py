@@ -43,10 +43,12 @@ def max_pool(x: jax.Array, window: IntOrPair, stride: IntOrPair | None = None,
     position never wins.
     """
     x, windows, strides, pads = _pool_args(x, window, stride, padding, "max_pool")
+    # numpy (not jax) init values: under a trace, autodiff recognises reduce_window with a
+    # constant -inf / 0 init as a max / sum pool and differentiates it
     if jnp.issubdtype(x.dtype, jnp.floating):
-        lowest = jnp.array(-jnp.inf, x.dtype)
+        lowest = np.array(-np.inf, x.dtype)
     else:
-        lowest = jnp.array(jnp.iinfo(x.dtype).min, x.dtype)
+        lowest = np.array(jnp.iinfo(x.dtype).min, x.dtype)
     return jax.lax.reduce_window(x, lowest, jax.lax.max, windows, strides, pads)
 
 
@@ -64,7 +66,7 @@ def avg_pool(x: jax.Array, window: IntOrPair, stride: IntOrPair | None = None,
     x, windows, strides, pads = _pool_args(x, window, stride, padding, "avg_pool")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"avg_pool: expected a floating-point input, got {x.dtype}")
-    zero = jnp.array(0, x.dtype)
+    zero = np.array(0, x.dtype)
     total = jax.lax.reduce_window(x, zero, jax.lax.add, windows, strides, pads)
     if count_include_pad or all(p == (0, 0) for p in pads):
         return total / float(np.prod(windows))
