@@ -13,6 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 
+from dlmodels.cnn import lenet5, resnet, vgg
 from dlmodels.mlp import mlp
 
 MODELS = {
@@ -21,6 +22,13 @@ MODELS = {
     "mlp_sigmoid_dropout": (lambda: mlp((12, 16, 3), activation="sigmoid",
                                         output_activation="sigmoid", dropout_rate=0.3), (4, 12),
                             (12,)),
+    # The CNNs as small as their layouts allow: every distinct kernel shape costs an eager PRNG
+    # compilation here (twice, with the vmapped init). AlexNet's eight layers cost ~30 s on a busy
+    # 2-core CPU, so it is left to tests/test_cnn.py (jitted, against PyTorch, dropout keys).
+    "lenet5_tanh_avg": (lambda: lenet5(3, input_shape=(12, 12, 1)), (4, 12, 12, 1), (4, 12, 12, 2)),
+    "vgg_tiny": (lambda: vgg(((4,),), 3, input_shape=(4, 4, 2), fc=(8,)), (4, 4, 4, 2), (4, 2, 4, 4)),
+    "resnet_tiny": (lambda: resnet((1, 1), (4, 4), 3, input_shape=(6, 6, 3)), (4, 6, 6, 3),
+                    (4, 6, 6)),
 }
 
 
@@ -73,5 +81,6 @@ def test_vmap_equals_loop(case):
 
 def test_wrong_shape_names_expected_and_actual(case):
     model, params, _, wrong = case
-    with pytest.raises(AssertionError, match=rf"expected.*{wrong[-1]}|got \({wrong[0]}"):
+    # chex's AssertionError (mlp) or a ValueError (the CNNs check [N, H, W, C] themselves).
+    with pytest.raises((AssertionError, ValueError), match=rf"expected.*{wrong[-1]}|got \({wrong[0]}"):
         model.apply(params, jnp.zeros(wrong))
