@@ -34,7 +34,7 @@ class Config:
     channels: tuple[int, ...] = (32, 64)
     hidden: int = 1024
     dropout: float = 0.4
-    epochs: int = 15
+    epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
