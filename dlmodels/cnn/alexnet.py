@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from dlmodels.cnn import shapes
-from dlmodels.model import Model
+from dlmodels.model import Model, init_layers
 from dlmodels.nn import conv2d_layer, dense, dropout, flatten, local_response_norm, max_pool, relu
 
 WHERE = "alexnet"
@@ -109,9 +109,7 @@ def alexnet(n_classes: int = 1000, *, input_shape=(224, 224, 3), width: float = 
     }
     shape = (height, width_px, channels)
 
-    def init(key: jax.Array, dtype=jnp.float32) -> dict:
-        keys = jax.random.split(key, len(layers))
-        return {name: layer.init(k, dtype) for (name, layer), k in zip(layers.items(), keys)}
+    init = init_layers(layers)
 
     def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
               return_features: bool = False):

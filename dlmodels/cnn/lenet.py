@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from dlmodels.cnn import shapes
-from dlmodels.model import Model
+from dlmodels.model import Model, init_layers
 from dlmodels.nn import activations, avg_pool, conv2d_layer, dense, dropout, flatten, max_pool
 
 WHERE = "lenet5"
@@ -78,9 +78,7 @@ def lenet5(n_classes: int = 10, *, input_shape=(28, 28, 1), activation: str = "t
     }
     shape = (height, width, channels)
 
-    def init(key: jax.Array, dtype=jnp.float32) -> dict:
-        keys = jax.random.split(key, len(layers))
-        return {name: layer.init(k, dtype) for (name, layer), k in zip(layers.items(), keys)}
+    init = init_layers(layers)
 
     def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
               return_features: bool = False):
