@@ -25,7 +25,7 @@ from experiments.cnn_mnist import image_splits, train_and_test
 @dataclasses.dataclass(frozen=True)
 class Config:
     dataset: str = "mnist"
-    channels: tuple[int, ...] = (32, 64)
+    channels: tuple[int, ...] = (16, 32)
     hidden: int = 256
     epochs: int = 2
     batch_size: int = 128
