@@ -83,7 +83,8 @@ def train_and_test(model, splits: dict, *, epochs: int, batch_size: int, learnin
     monitor = splits.get("valid", splits["test"])
     start = time.perf_counter()
     result = fit(model.init, loss_fn, optimizer, splits["train"],
-                 TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False),
+                 TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False,
+                             steps_per_call=1),   # convs inside lax.scan: see train/step.py
                  eval_fn=eval_fn, eval_data=monitor, run_dir=run_dir, seeds=seeds)
     seconds = time.perf_counter() - start
     evaluate = make_evaluate(eval_fn, 1000)

@@ -37,10 +37,10 @@ class Config:
     hidden: int = 256
     dropout: float = 0.5
     n_train: int = 3000
-    epochs: int = 15
+    epochs: int = 10
     batch_size: int = 100
     learning_rate: float = 1e-3
-    n_seeds: int = 3
+    n_seeds: int = 2
 
 
 def main(config: Config, run_dir: str) -> dict:

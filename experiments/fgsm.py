@@ -153,7 +153,7 @@ def main(config: Config, run_dir: str) -> dict:
                          optax.adam(optax.cosine_decay_schedule(config.learning_rate, steps)),
                          (x_train, splits["train"][1]),
                          TrainConfig(epochs=epochs, batch_size=config.batch_size, seed=config.seed,
-                                     progress=False))
+                                     progress=False, steps_per_call=1))
             seconds = time.perf_counter() - start
             params = result.state.params
             metrics = attack_metrics(model.apply, params, _inputs(name, jnp.asarray(x_test)),

@@ -195,3 +195,29 @@ def test_invalid_config():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="larger than the training set"):
         _fit(dataclasses_replace(CONFIG, batch_size=5000))
+
+
+@pytest.mark.parametrize("vmapped", [False, True])
+def test_one_step_per_call_equals_the_scanned_steps(vmapped):
+    """steps_per_call=1 takes the loop-free path (train/step.py); it must do the same updates."""
+    from dlmodels.train import init_state, init_states, make_train_steps, make_vmapped_train_steps
+
+    model = mlp((4, 8, 3))
+    loss_fn, _ = classifier(model.apply, dropout=False)
+    optimizer = optax.sgd(0.1, momentum=0.9)
+    rng = np.random.default_rng(0)
+    batches = (jnp.asarray(rng.normal(size=(32, 4)), jnp.float32), jnp.asarray(rng.integers(0, 3, 32)))
+    idx = jnp.arange(24).reshape(3, 8)
+    make = make_vmapped_train_steps if vmapped else make_train_steps
+    state = init_states(model.init, optimizer, [0, 1]) if vmapped else init_state(model.init, optimizer, 0)
+    run = jax.jit(make(loss_fn, optimizer))
+    scanned, metrics = run(state, batches, idx)
+    one = state
+    losses = []
+    for i in range(3):
+        one, m = run(one, batches, idx[i:i + 1])
+        assert m.loss.shape == ((2, 1) if vmapped else (1,))
+        losses.append(m.loss)
+    np.testing.assert_allclose(jnp.concatenate(losses, -1), metrics.loss, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(scanned.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
