@@ -5,9 +5,8 @@ a few epochs; ``filters.png`` shows the first layer's kernels at initialisation 
 (grey = 0, each kernel scaled to its own largest weight), ``feature_maps.png`` the maps that two
 test digits produce after the first and second convolution (after ReLU and pooling). The first
 maps are edge- and stroke-sensitive copies of the digit (Zeiler & Fergus 2014 show the same for
-deeper nets); the 5x5 kernels themselves move little from their random start in a short run
-(``kernel_relative_change`` = ||W - W_0|| / ||W_0|| per kernel in the results), which is why
-they still look noisy while the network already classifies well.
+deeper nets). ``kernel_relative_change`` = ||W - W_0|| / ||W_0|| per kernel measures how far
+training moved each kernel from its random start (the one ``fit`` drew from ``seed``).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ def main(config: Config, run_dir: str) -> dict:
     splits = image_splits(config.dataset, config.n_train)
     x_test = splits["test"][0]
     model = convnet(config.channels, 10, input_shape=x_test.shape[1:], hidden=config.hidden)
-    initial = model.init(jax.random.PRNGKey(config.seed))
+    initial = model.init(jax.random.split(jax.random.PRNGKey(config.seed))[0])  # fit's init key
     fitted, test, seconds = train_and_test(
         model, splits, epochs=config.epochs, batch_size=config.batch_size,
         learning_rate=config.learning_rate, seed=config.seed)
