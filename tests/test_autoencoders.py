@@ -1,0 +1,51 @@
+"""Corruption processes (their statistics) and the contractive penalty (against jax.jacfwd)."""
+
+import jax
+import jax.test_util
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dlmodels.autoencoders import contractive_penalty, corrupt
+
+
+def _params(key, d=7, h=5):
+    k1, k2 = jax.random.split(key)
+    return {"w": jax.random.normal(k1, (d, h)), "b": jax.random.normal(k2, (h,))}
+
+
+def test_contractive_penalty_equals_the_jacobian_frobenius_norm():
+    params = _params(jax.random.PRNGKey(0))
+    x = jax.random.uniform(jax.random.PRNGKey(1), (4, 7))
+
+    def f(x_one):
+        return jax.nn.sigmoid(x_one @ params["w"] + params["b"])
+
+    expected = np.array([np.sum(np.asarray(jax.jacfwd(f)(xi)) ** 2) for xi in x])
+    np.testing.assert_allclose(contractive_penalty(params, x), expected, rtol=1e-5)
+    np.testing.assert_allclose(contractive_penalty(params, x[0]), expected[0], rtol=1e-5)
+    jax.test_util.check_grads(lambda w: jnp.sum(contractive_penalty({"w": w, "b": params["b"]}, x)),
+                              (params["w"],), order=1, modes=["rev"], atol=1e-2, rtol=1e-2)
+    with pytest.raises(ValueError, match=r"\[\.\.\., 7\]"):
+        contractive_penalty(params, jnp.ones((2, 6)))
+
+
+def test_corruption_statistics():
+    x = jnp.full((400, 250), 0.5)
+    key = jax.random.PRNGKey(0)
+    masked = np.asarray(corrupt(key, x, "mask", 0.3))
+    assert abs(np.mean(masked == 0.0) - 0.3) < 0.01 and set(np.unique(masked)) == {0.0, 0.5}
+    noisy = np.asarray(corrupt(key, x, "gaussian", 0.2))
+    assert abs(np.std(noisy - 0.5) - 0.2) < 0.005 and abs(np.mean(noisy - 0.5)) < 0.005
+    sp = np.asarray(corrupt(key, x, "salt_pepper", 0.2))
+    assert abs(np.mean(sp != 0.5) - 0.2) < 0.01
+    assert abs(np.mean(sp == 1.0) - 0.1) < 0.01 and abs(np.mean(sp == 0.0) - 0.1) < 0.01
+    np.testing.assert_array_equal(corrupt(key, x, "mask", 0.0), x)
+    np.testing.assert_array_equal(corrupt(key, x, "mask", 0.3), masked)      # same key, same x~
+
+
+@pytest.mark.parametrize("kind, level, message", [
+    ("blur", 0.1, "kind"), ("mask", 1.5, "probability"), ("gaussian", -1.0, "std")])
+def test_corrupt_rejects_bad_arguments(kind, level, message):
+    with pytest.raises(ValueError, match=message):
+        corrupt(jax.random.PRNGKey(0), jnp.ones((2, 3)), kind, level)
