@@ -1,4 +1,4 @@
-"""Autoencoder building blocks: corruption processes for denoising and the contractive penalty.
+"""Autoencoders: the one-hidden-layer model, corruption processes, sparsity and contractive penalties.
 
 Denoising autoencoders (Vincent, Larochelle, Bengio & Manzagol 2008; Vincent et al. 2010) learn to
 reconstruct x from a corrupted x~ ~ C(x~ | x); contractive autoencoders (Rifai, Vincent, Muller,
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from dlmodels.model import Model
+from dlmodels.nn import activations, dense
 
 CORRUPTIONS = ("mask", "gaussian", "salt_pepper")
 
@@ -59,3 +62,50 @@ def contractive_penalty(params: dict, x: jax.Array) -> jax.Array:
     column_norms = jnp.sum(w ** 2, axis=0)                                  # sum_i W_ij^2, [H]
     return jnp.sum((h * (1.0 - h)) ** 2 * jnp.reshape(column_norms, (1,) * (h.ndim - 1) + (-1,)),
                    axis=-1)
+
+
+def autoencoder(n_in: int, n_hidden: int, *, encoder: str = "sigmoid", decoder: str = "sigmoid",
+                tied: bool = False, w_init: str = "glorot_uniform_sigmoid"):
+    """One-hidden-layer autoencoder: h = f(x W_1 + b_1), r = g(h W_2 + b_2) (the course notes'
+    undercomplete autoencoder when ``n_hidden < n_in``; the linear autoencoder with ``encoder =
+    decoder = "identity"``). ``tied=True`` uses W_2 = W_1^T (no ``"decoder"`` weights, only its
+    bias). Params: ``{"encoder": {"w": [n_in, n_hidden], "b"}, "decoder": {"w": [n_hidden, n_in],
+    "b"}}``. ``apply(params, x, *, key=None, train=False, return_code=False)``: ``x [B, n_in] ->
+    r [B, n_in]`` (and ``h [B, n_hidden]`` with ``return_code``)."""
+    if min(n_in, n_hidden) < 1:
+        raise ValueError(f"n_in and n_hidden must be >= 1, got {n_in}, {n_hidden}")
+    f, g = activations.get(encoder), activations.get(decoder)
+    enc, dec = dense(n_in, n_hidden, w_init=w_init), dense(n_hidden, n_in, w_init=w_init)
+
+    def init(key: jax.Array, dtype=jnp.float32) -> dict:
+        k_enc, k_dec = jax.random.split(key)
+        params = {"encoder": enc.init(k_enc, dtype), "decoder": dec.init(k_dec, dtype)}
+        if tied:
+            params["decoder"] = {"b": params["decoder"]["b"]}
+        return params
+
+    def apply(params: dict, x: jax.Array, *, key=None, train: bool = False,
+              return_code: bool = False):
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"autoencoder: expected x of shape [B, {n_in}], got {x.shape}")
+        h = f(enc.apply(params["encoder"], x))                               # (B, n_hidden)
+        w_dec = params["encoder"]["w"].T if tied else params["decoder"]["w"]
+        r = g(dec.apply({"w": w_dec, "b": params["decoder"]["b"]}, h))      # (B, n_in)
+        return (r, h) if return_code else r
+
+    return Model(init, apply)
+
+
+def l1_sparsity(h: jax.Array) -> jax.Array:
+    """sum_i |h_i| per example: ``[B, H] -> [B]`` (the sparse autoencoder's L1 penalty)."""
+    return jnp.sum(jnp.abs(h), axis=-1)
+
+
+def kl_sparsity(h: jax.Array, rho: float) -> jax.Array:
+    """sum_j KL(rho || rho^_j) with rho^_j the mean activation of sigmoid unit j over the batch
+    ``h [B, H]`` (Ng's sparse autoencoder): sum_j rho log(rho / rho^_j) + (1 - rho) log((1 - rho) /
+    (1 - rho^_j)); a scalar."""
+    if not 0.0 < rho < 1.0:
+        raise ValueError(f"rho must be in (0, 1), got {rho}")
+    rho_hat = jnp.clip(jnp.mean(h, axis=0), 1e-6, 1.0 - 1e-6)
+    return jnp.sum(rho * jnp.log(rho / rho_hat) + (1.0 - rho) * jnp.log((1.0 - rho) / (1.0 - rho_hat)))

@@ -49,3 +49,33 @@ def test_corruption_statistics():
 def test_corrupt_rejects_bad_arguments(kind, level, message):
     with pytest.raises(ValueError, match=message):
         corrupt(jax.random.PRNGKey(0), jnp.ones((2, 3)), kind, level)
+
+
+def test_autoencoder_forward_equals_numpy_and_tied_weights():
+    from dlmodels.autoencoders import autoencoder
+
+    x = np.random.default_rng(0).random((3, 6)).astype(np.float32)
+    sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
+    for tied in (False, True):
+        model = autoencoder(6, 4, tied=tied)
+        p = model.init(jax.random.PRNGKey(0))
+        w1, b1 = np.asarray(p["encoder"]["w"]), np.asarray(p["encoder"]["b"])
+        w2 = w1.T if tied else np.asarray(p["decoder"]["w"])
+        h = sig(x @ w1 + b1)
+        r, code = model.apply(p, jnp.asarray(x), return_code=True)
+        np.testing.assert_allclose(code, h, rtol=1e-5)
+        np.testing.assert_allclose(r, sig(h @ w2 + np.asarray(p["decoder"]["b"])), rtol=1e-5)
+        assert ("w" in p["decoder"]) is (not tied)
+    with pytest.raises(ValueError, match=r"\[B, 6\]"):
+        model.apply(p, jnp.ones((3, 5)))
+
+
+def test_sparsity_penalties_equal_numpy():
+    from dlmodels.autoencoders import kl_sparsity, l1_sparsity
+
+    h = np.random.default_rng(1).uniform(0.01, 0.99, (8, 5)).astype(np.float32)
+    np.testing.assert_allclose(l1_sparsity(jnp.asarray(h)), np.abs(h).sum(1), rtol=1e-6)
+    rho, q = 0.05, h.mean(0)
+    expected = np.sum(rho * np.log(rho / q) + (1 - rho) * np.log((1 - rho) / (1 - q)))
+    np.testing.assert_allclose(kl_sparsity(jnp.asarray(h), rho), expected, rtol=1e-5)
+    assert float(kl_sparsity(jnp.full((4, 3), 0.05), 0.05)) == pytest.approx(0.0, abs=1e-6)
