@@ -79,3 +79,34 @@ def test_sparsity_penalties_equal_numpy():
     expected = np.sum(rho * np.log(rho / q) + (1 - rho) * np.log((1 - rho) / (1 - q)))
     np.testing.assert_allclose(kl_sparsity(jnp.asarray(h), rho), expected, rtol=1e-5)
     assert float(kl_sparsity(jnp.full((4, 3), 0.05), 0.05)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_linear_autoencoder_learns_the_principal_subspace():
+    """Baldi & Hornik (1989): the minimum of ||X - X W1 W2||^2 spans the top-k principal
+    subspace; compare the trained encoder's column space with numpy's SVD (principal angles)."""
+    import optax
+
+    from dlmodels.autoencoders import autoencoder
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)) @ np.diag([3.0, 2.0, 1.0, 0.3, 0.2, 0.1])
+    x = (x - x.mean(0)).astype(np.float32)
+    model = autoencoder(6, 2, encoder="identity", decoder="identity", w_init="glorot_uniform")
+    opt = optax.adam(1e-2)
+
+    def loss(p):
+        return jnp.mean(jnp.sum((model.apply(p, jnp.asarray(x)) - x) ** 2, -1))
+
+    def step(carry, _):
+        p, s = carry
+        g = jax.grad(loss)(p)
+        u, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    p = model.init(jax.random.PRNGKey(0))
+    (p, _), _ = jax.lax.scan(step, (p, opt.init(p)), None, length=3000)
+    basis = np.linalg.qr(np.asarray(p["encoder"]["w"], np.float64))[0]          # [6, 2]
+    top = np.linalg.svd(x.astype(np.float64), full_matrices=False)[2][:2].T      # [6, 2]
+    cosines = np.linalg.svd(basis.T @ top, compute_uv=False)
+    angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
+    assert angles.max() < 1.0, angles
