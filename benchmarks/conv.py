@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
+from benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
                                 print_table, time_interleaved, write_json)
 from dlmodels.cnn import alexnet, lenet5
 from dlmodels.train import step as train_step_lib
@@ -361,15 +361,6 @@ def torch_side(net: Net, params, x, y, *, channels_last: bool = False):
 
 
 # -- context: matmul and conv rates ----------------------------------------------------------------
-
-def matmul_peak(quick: bool) -> tuple[Callable, float]:
-    """A zero-argument large float32 matmul and its flops."""
-    m, k = (128, 512) if quick else (1024, 8192)
-    a = jax.random.normal(jax.random.PRNGKey(0), (m, k))
-    b = jax.random.normal(jax.random.PRNGKey(1), (k, m))
-    f = jax.jit(jnp.matmul)
-    return (lambda: f(a, b)), 2.0 * m * k * m
-
 
 def conv_rates(net: Net, params) -> tuple[dict[str, Callable], float]:
     """AlexNet's conv2 forward alone (its input as in the step, batch ``net.batch``) in XLA and in

@@ -61,6 +61,18 @@ def time_fn(fn: Callable[..., Any], *args, warmup: int = 2, repeats: int = 7) ->
     return Timing(statistics.median(times), tuple(times))
 
 
+def matmul_peak(quick: bool = False) -> tuple[Callable[[], Any], float]:
+    """A zero-argument large float32 matmul (``[1024, 8192] @ [8192, 1024]``; tiny with ``quick``)
+    and its flops: time it beside a suite's cases for the machine's attainable GFLOP/s."""
+    import jax.numpy as jnp
+
+    m, k = (128, 512) if quick else (1024, 8192)
+    a = jax.random.normal(jax.random.PRNGKey(0), (m, k))
+    b = jax.random.normal(jax.random.PRNGKey(1), (k, m))
+    f = jax.jit(jnp.matmul)
+    return (lambda: f(a, b)), 2.0 * m * k * m
+
+
 def time_interleaved(fns: dict[str, Callable[[], Any]], *, warmup: int = 2,
                      repeats: int = 7) -> dict[str, Timing]:
     """Time several zero-argument functions in rounds, one call of each per round, so that a

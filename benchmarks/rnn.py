@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
+from benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
                                 print_table, time_interleaved, write_json)
 from dlmodels import rnn
 
@@ -216,15 +216,6 @@ def fused_vs_generic(sides: dict) -> float | None:
     a, b = sides[OURS](), sides["dlmodels generic"]()
     return max(float(jnp.max(jnp.abs(x - y)) / jnp.maximum(jnp.max(jnp.abs(y)), 1e-30))
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def matmul_peak(quick: bool) -> tuple[Callable, float]:
-    """A zero-argument large float32 matmul and its flops."""
-    m, k = (128, 512) if quick else (1024, 8192)
-    a = jax.random.normal(jax.random.PRNGKey(0), (m, k))
-    b = jax.random.normal(jax.random.PRNGKey(1), (k, m))
-    f = jax.jit(jnp.matmul)
-    return (lambda: f(a, b)), 2.0 * m * k * m
 
 
 def compile_seconds(kind: str, s: Shape, *, generic: bool = False, repeats: int = 3) -> float:
