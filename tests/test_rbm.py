@@ -747,3 +747,63 @@ def test_wrong_shapes_raise_value_errors_naming_the_shapes():
     with pytest.raises(ValueError,
                        match=r"h must have shape \[\.\.\., 3\] \(n_hidden\), got \(8, 5\)"):
         rbm.visible_mean(params, jnp.zeros((8, 5)))
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian (linear) hidden units: the code layer of Hinton & Salakhutdinov's deep autoencoder
+# --------------------------------------------------------------------------------------------
+
+def test_gaussian_hidden_free_energy_equals_numerical_integral_over_h():
+    from scipy import integrate
+
+    params = rbm.init(jax.random.PRNGKey(3), 4, 2, std=0.8, hidden="gaussian")
+    params["b_hidden"] = jnp.asarray([0.3, -0.5])
+    p = f64(params)
+    v = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0]])
+
+    def energy_np(v_row, h):
+        return 0.5 * h @ h - v_row @ p["w"] @ h - p["b_visible"] @ v_row - p["b_hidden"] @ h
+
+    for v_row in v:
+        z, _ = integrate.dblquad(lambda h1, h0: np.exp(-energy_np(v_row, np.array([h0, h1]))),
+                                 -12, 12, -12, 12, epsabs=1e-11)
+        np.testing.assert_allclose(rbm.free_energy(params, jnp.asarray(v_row, jnp.float32)),
+                                   -np.log(z), rtol=1e-5, atol=1e-5)
+        h = np.array([0.7, -1.1])
+        np.testing.assert_allclose(
+            rbm.energy(params, jnp.asarray(v_row, jnp.float32), jnp.asarray(h, jnp.float32)),
+            energy_np(v_row, h), rtol=1e-5, atol=1e-5)
+
+
+def test_gaussian_hidden_samples_and_cd_gradient_vs_autodiff():
+    params = rbm.init(jax.random.PRNGKey(4), 6, 3, std=0.5, hidden="gaussian")
+    assert set(params) == {"w", "b_visible", "b_hidden", "sigma_hidden"}
+    p = f64(params)
+    v_row = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    n = 20000
+    h, mean = rbm.sample_hidden(jax.random.PRNGKey(1), params,
+                                jnp.asarray(np.tile(v_row, (n, 1)), jnp.float32))
+    np.testing.assert_allclose(mean[0], v_row @ p["w"] + p["b_hidden"], rtol=1e-5, atol=1e-6)
+    h = np.asarray(h, np.float64)
+    assert np.all(np.abs(h.mean(0) - mean[0]) < 5 / np.sqrt(n))
+    assert np.all(np.abs(h.var(0) - 1.0) < 5 * np.sqrt(2 / n))
+
+    v = jnp.asarray(np.random.default_rng(0).integers(0, 2, (16, 6)), jnp.float32)
+    grads, stats = rbm.cd_k(params, v, jax.random.PRNGKey(5), 2, return_stats=True)
+    v_model = jax.lax.stop_gradient(stats.v_model)
+
+    def free(theta, x):   # F(v) = -b.v - sum_j (c_j + v W_:j)^2 / 2 (+ const)
+        a = x @ theta["w"] + theta["b_hidden"][None, :]
+        return -jnp.sum(x * theta["b_visible"][None, :], 1) - 0.5 * jnp.sum(a ** 2, 1)
+
+    trainable = {k: params[k] for k in ("w", "b_visible", "b_hidden")}
+    expected = jax.grad(lambda t: jnp.mean(free(t, v)) - jnp.mean(free(t, v_model)))(trainable)
+    for name in trainable:
+        np.testing.assert_allclose(grads[name], expected[name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(grads["sigma_hidden"], 0.0)
+    with pytest.raises(ValueError, match="Bernoulli-Bernoulli"):
+        rbm.log_partition_exact(params)
+    with pytest.raises(ValueError, match="Bernoulli-Bernoulli"):
+        rbm.pseudo_log_likelihood(params, v)
+    with pytest.raises(ValueError, match="Gaussian-Gaussian"):
+        rbm.init(jax.random.PRNGKey(0), 3, 2, visible="gaussian", hidden="gaussian")

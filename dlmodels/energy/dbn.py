@@ -24,13 +24,15 @@ from dlmodels.energy import rbm, training
 
 def pretrain(key: jax.Array, data, layer_sizes: Sequence[int],
              configs: training.RBMTrainConfig | Sequence[training.RBMTrainConfig], *,
-             visible: str = "bernoulli", init_std: float = 0.01, base_rate_init: bool = True,
-             callback=None) -> tuple[list[rbm.Params], list[list[dict]]]:
+             visible: str = "bernoulli", top_hidden: str = "bernoulli", init_std: float = 0.01,
+             base_rate_init: bool = True, callback=None) -> tuple[list[rbm.Params], list[list[dict]]]:
     """Greedy layer-wise training of RBMs ``layer_sizes = (n_v, n_1, ..., n_L)`` on ``data [N, n_v]``.
 
     ``configs``: one ``RBMTrainConfig`` for every layer, or one per RBM. ``visible`` is the first
     RBM's visible type (``"gaussian"`` for standardised real data); the upper RBMs are binary and
-    are trained on the hidden probabilities of the layer below. With ``base_rate_init`` the visible
+    are trained on the hidden probabilities of the layer below. ``top_hidden="gaussian"`` gives the
+    last RBM linear hidden units with unit-variance Gaussian noise (the code layer of Hinton &
+    Salakhutdinov's 2006 deep autoencoder). With ``base_rate_init`` the visible
     biases of binary RBMs start at log p_i / (1 - p_i) of their training data.
     ``callback(layer, epoch, params, record)`` is forwarded to each RBM's ``training.train``.
     Returns ``(layers, histories)``: the RBM params bottom first and one training history each.
@@ -51,7 +53,8 @@ def pretrain(key: jax.Array, data, layer_sizes: Sequence[int],
         k_init, k_train = jax.random.split(jax.random.fold_in(key, i))
         kind = visible if i == 0 else "bernoulli"
         bias = rbm.base_rate_bias(x) if base_rate_init and kind == "bernoulli" else None
-        params = rbm.init(k_init, n_in, n_out, std=init_std, visible=kind, b_visible=bias)
+        params = rbm.init(k_init, n_in, n_out, std=init_std, visible=kind, b_visible=bias,
+                          hidden=top_hidden if i == n_rbms - 1 else "bernoulli")
         layer_callback = None if callback is None else (
             lambda epoch, p, record, i=i: callback(i, epoch, p, record))
         params, history = training.train(k_train, params, x, config, callback=layer_callback)
@@ -103,6 +106,9 @@ def to_mlp_params(layers: Sequence[rbm.Params], key: jax.Array | None = None,
     fine-tuning by backpropagation (Hinton & Salakhutdinov 2006)."""
     params = {}
     for i, layer in enumerate(layers):
+        if rbm.has_gaussian_hidden(layer):
+            raise ValueError("the MLP's hidden layers are sigmoid units; an RBM with Gaussian "
+                             "hidden units unrolls into a linear layer (dlmodels.autoencoders.unroll)")
         if rbm.is_gaussian(layer):
             raise ValueError("a Gaussian visible layer scales its inputs by 1/sigma; standardise "
                              "the data and keep sigma = 1 to reuse the weights in an MLP")

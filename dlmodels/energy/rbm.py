@@ -13,9 +13,17 @@ fixed standard deviations sigma_i:
     F(v)    = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(c_j + (v / sigma)^T W_:j)
     p(v_i | h) = N(b_i + sigma_i W_i: h, sigma_i^2)
 
+Bernoulli-Gaussian RBM (linear hidden units with unit-variance Gaussian noise; the code layer of
+Hinton & Salakhutdinov's 2006 deep autoencoder), binary v, real h:
+
+    E(v, h) = sum_j h_j^2 / 2 - v^T W h - b^T v - c^T h
+    F(v)    = -b^T v - sum_j [(c_j + v^T W_:j)^2 / 2 + log(2 pi) / 2]
+    p(h_j | v) = N(c_j + v^T W_:j, 1)
+
 Params: ``{"w": [n_visible, n_hidden], "b_visible": [n_visible], "b_hidden": [n_hidden]}``, plus
-``"sigma": [n_visible]`` for a Gaussian visible layer (its presence selects the Gaussian formulas;
-it is held fixed: its gradient is zero). Batches of visible vectors are ``[B, n_visible]``.
+``"sigma": [n_visible]`` for a Gaussian visible layer or ``"sigma_hidden": [n_hidden]`` (ones) for
+Gaussian hidden units (their presence selects those formulas; they are held fixed: their gradients
+are zero). Batches of visible vectors are ``[B, n_visible]``.
 
 Learning follows the log-likelihood gradient, -d log p(v)/d theta = dF(v)/d theta - E_model[dF/d theta],
 with the model expectation from k steps of block Gibbs sampling started at the data (contrastive
@@ -36,15 +44,21 @@ Params = dict
 
 
 def init(key: jax.Array, n_visible: int, n_hidden: int, *, std: float = 0.01,
-         visible: str = "bernoulli", b_visible: jax.Array | None = None,
-         dtype=jnp.float32) -> Params:
+         visible: str = "bernoulli", hidden: str = "bernoulli",
+         b_visible: jax.Array | None = None, dtype=jnp.float32) -> Params:
     """Weights ~ N(0, std^2), hidden biases 0; visible biases 0 or ``b_visible`` (e.g.
     ``base_rate_bias(data)``, log p_i / (1 - p_i), as Hinton's practical guide recommends).
-    ``visible="gaussian"`` adds ``sigma = 1`` (standardise the data first)."""
+    ``visible="gaussian"`` adds ``sigma = 1`` (standardise the data first); ``hidden="gaussian"``
+    adds ``sigma_hidden = 1`` (linear hidden units with unit-variance noise)."""
     if n_visible < 1 or n_hidden < 1:
         raise ValueError(f"n_visible and n_hidden must be >= 1, got {n_visible}, {n_hidden}")
     if visible not in ("bernoulli", "gaussian"):
         raise ValueError(f"visible must be 'bernoulli' or 'gaussian', got {visible!r}")
+    if hidden not in ("bernoulli", "gaussian"):
+        raise ValueError(f"hidden must be 'bernoulli' or 'gaussian', got {hidden!r}")
+    if visible == hidden == "gaussian":
+        raise ValueError("a Gaussian-Gaussian RBM has no normalisable joint in general; "
+                         "make one of the layers binary")
     if std < 0:
         raise ValueError(f"std must be >= 0, got {std}")
     params = {
@@ -55,11 +69,19 @@ def init(key: jax.Array, n_visible: int, n_hidden: int, *, std: float = 0.01,
     }
     if visible == "gaussian":
         params["sigma"] = jnp.ones((n_visible,), dtype)
+    if hidden == "gaussian":
+        params["sigma_hidden"] = jnp.ones((n_hidden,), dtype)
     return params
 
 
 def is_gaussian(params: Params) -> bool:
+    """Gaussian visible units."""
     return "sigma" in params
+
+
+def has_gaussian_hidden(params: Params) -> bool:
+    """Linear hidden units with unit-variance Gaussian noise."""
+    return "sigma_hidden" in params
 
 
 def base_rate_bias(v: jax.Array, *, eps: float = 1e-3) -> jax.Array:
@@ -99,7 +121,10 @@ def hidden_input(params: Params, v: jax.Array) -> jax.Array:
 
 
 def hidden_probs(params: Params, v: jax.Array) -> jax.Array:
-    """p(h_j = 1 | v) = sigmoid(c_j + v^T W_:j): ``[..., n_v] -> [..., n_h]``."""
+    """E[h | v]: p(h_j = 1 | v) = sigmoid(c_j + v^T W_:j), or c_j + v^T W_:j for Gaussian hidden
+    units: ``[..., n_v] -> [..., n_h]``."""
+    if has_gaussian_hidden(params):
+        return hidden_input(params, v)
     return jax.nn.sigmoid(hidden_input(params, v))
 
 
@@ -115,8 +140,11 @@ def visible_mean(params: Params, h: jax.Array) -> jax.Array:
 
 
 def sample_hidden(key: jax.Array, params: Params, v: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(h, p)``: h ~ p(h | v) in {0, 1} and its probabilities p, both ``[..., n_h]``."""
+    """``(h, p)``: h ~ p(h | v) in {0, 1} and its probabilities p (Gaussian hidden units: h ~
+    N(p, 1) and the mean p), both ``[..., n_h]``."""
     p = hidden_probs(params, v)
+    if has_gaussian_hidden(params):
+        return p + jax.random.normal(key, p.shape, p.dtype), p
     return _bernoulli(key, p), p
 
 
@@ -139,6 +167,8 @@ def energy(params: Params, v: jax.Array, h: jax.Array) -> jax.Array:
     x = _scaled(params, v)
     interaction = jnp.sum((x @ params["w"]) * h, axis=-1)
     hidden = h @ params["b_hidden"]
+    if has_gaussian_hidden(params):
+        hidden = hidden - 0.5 * jnp.sum(h ** 2, axis=-1)
     if is_gaussian(params):
         return _quadratic(params, v) - hidden - interaction
     return -(v @ params["b_visible"]) - hidden - interaction
@@ -148,7 +178,11 @@ def free_energy(params: Params, v: jax.Array) -> jax.Array:
     """F(v) = -log sum_h exp(-E(v, h)) = -b^T v - sum_j softplus(c_j + v^T W_:j) (Gaussian: the
     quadratic visible term instead of -b^T v); ``[..., n_v] -> [...]``. softplus is evaluated
     stably (``jax.nn.softplus``), so large inputs do not overflow."""
-    hidden = jnp.sum(jax.nn.softplus(hidden_input(params, v)), axis=-1)
+    if has_gaussian_hidden(params):
+        a = hidden_input(params, v)
+        hidden = jnp.sum(0.5 * a ** 2, axis=-1) + 0.5 * np.log(2 * np.pi) * a.shape[-1]
+    else:
+        hidden = jnp.sum(jax.nn.softplus(hidden_input(params, v)), axis=-1)
     if is_gaussian(params):
         return _quadratic(params, v) - hidden
     return -(v @ params["b_visible"]) - hidden
@@ -190,6 +224,8 @@ def _grads(params: Params, v_data: jax.Array, p_data: jax.Array, v_model: jax.Ar
         grads["sigma"] = jnp.zeros_like(params["sigma"])
     else:
         grads["b_visible"] = jnp.mean(v_model, 0) - jnp.mean(v_data, 0)
+    if has_gaussian_hidden(params):
+        grads["sigma_hidden"] = jnp.zeros_like(params["sigma_hidden"])
     return grads
 
 
@@ -280,8 +316,8 @@ def pseudo_log_likelihood(params: Params, v: jax.Array, key: jax.Array | None = 
     v^(i) being v with bit i flipped. Exact (n_v free energies per example) without ``key``; with
     ``key``, the unbiased one-bit estimate n_v log sigmoid(F(v^(i)) - F(v)) for a random i per
     example (what scikit-learn's ``BernoulliRBM.score_samples`` returns)."""
-    if is_gaussian(params):
-        raise ValueError("pseudo_log_likelihood is for binary (Bernoulli) visible units")
+    if is_gaussian(params) or has_gaussian_hidden(params):
+        raise ValueError("pseudo_log_likelihood is for Bernoulli-Bernoulli RBMs (binary visible and hidden units)")
     _check(params, v, batch=True)
     n_visible = v.shape[-1]
     a = hidden_input(params, v)                                            # (B, H)
@@ -313,7 +349,7 @@ def log_partition_exact(params: Params, *, max_units: int = 25) -> jax.Array:
         log Z = logsumexp_h [c^T h + sum_i softplus(b_i + W_i: h)]   (or the same over v)
 
     2^min(n_v, n_h) terms; refuses layers above ``max_units`` units, where AIS is the tool."""
-    if is_gaussian(params):
+    if is_gaussian(params) or has_gaussian_hidden(params):
         raise ValueError("log_partition_exact is for Bernoulli-Bernoulli RBMs")
     n_visible, n_hidden = params["w"].shape
     if min(n_visible, n_hidden) > max_units:
@@ -369,7 +405,7 @@ def ais_log_weights(key: jax.Array, params: Params, n_betas: int, n_chains: int,
     by one Gibbs transition that leaves p*_{beta_k} invariant. Returns ``(log_weights [n_chains],
     log_z_base)`` with log Z_A = sum_i softplus(b_A_i) + n_h log 2; then
     log Z_B ~ log Z_A + log mean(w)."""
-    if is_gaussian(params):
+    if is_gaussian(params) or has_gaussian_hidden(params):
         raise ValueError("ais_log_partition is implemented for Bernoulli-Bernoulli RBMs")
     if n_chains < 1:
         raise ValueError(f"n_chains must be >= 1, got {n_chains}")

@@ -139,7 +139,7 @@ def train(key: jax.Array, params: rbm.Params, data, config: RBMTrainConfig, *,
     monitor = jnp.asarray(monitor_data if monitor_data is not None else data[:config.monitor_size],
                           params["w"].dtype)[:config.monitor_size]
     scores = jax.jit(lambda p, v: (rbm.reconstruction_error(p, v),
-                                   jnp.zeros(()) if rbm.is_gaussian(p)
+                                   jnp.zeros(()) if rbm.is_gaussian(p) or rbm.has_gaussian_hidden(p)
                                    else rbm.pseudo_log_likelihood(p, v)))
     history = []
     epochs = range(config.epochs)
@@ -159,7 +159,7 @@ def train(key: jax.Array, params: rbm.Params, data, config: RBMTrainConfig, *,
         record = {"epoch": e + 1, "reconstruction_error": float(error), "seconds": seconds}
         if config.method == "cd":
             record["train_reconstruction_error"] = float(train_error)
-        if not rbm.is_gaussian(params):
+        if not (rbm.is_gaussian(params) or rbm.has_gaussian_hidden(params)):
             record["pseudo_log_likelihood"] = float(pl)
         history.append(record)
         if callback is not None:
