@@ -192,3 +192,30 @@ def image_grid(panels: dict, path: str | os.PathLike, *, n_cols: int = 10,
         ax.set_title(name, fontsize=10)
         ax.axis("off")
     return _save(fig, path, title)
+
+
+def code_scatter(panels: dict, path: str | os.PathLike, *, title: str = "",
+                 class_names: Sequence[str] | None = None, point_size: float = 2.0) -> str:
+    """2-D codes coloured by class, one panel per ``{name: (codes [N, 2], labels [N])}`` (e.g. a
+    deep autoencoder's 2-unit code beside PCA's first two components)."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
+    for ax, (name, (codes, labels)) in zip(axes[0], panels.items()):
+        codes, labels = np.asarray(codes), np.asarray(labels)
+        if codes.ndim != 2 or codes.shape[1] != 2 or labels.shape != codes.shape[:1]:
+            raise ValueError(f"panel {name!r}: need codes [N, 2] and labels [N], got "
+                             f"{codes.shape} and {labels.shape}")
+        classes = np.unique(labels)
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for i, c in enumerate(classes):
+            keep = labels == c
+            label = class_names[int(c)] if class_names is not None else str(c)
+            ax.scatter(codes[keep, 0], codes[keep, 1], s=point_size, color=cmap(i % cmap.N),
+                       label=label, rasterized=True)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, path, title)
