@@ -168,7 +168,11 @@ def image_grid(panels: dict, path: str | os.PathLike, *, n_cols: int = 10,
     import numpy as np
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
+    # height follows the grids' aspect (rows / columns), plus room for the titles
+    most = max(len(np.asarray(v)) for v in panels.values())
+    aspect = -(-most // n_cols) / min(n_cols, max(most, 1))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * aspect + 0.9),
+                             squeeze=False)
     for ax, (name, images) in zip(axes[0], panels.items()):
         images = np.asarray(images, np.float32)
         if image_shape is not None:
