@@ -26,15 +26,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from dlmodels import data
 from dlmodels.energy import dbn, training
-from dlmodels.experiment import write_json
-from dlmodels.mlp import mlp
 from dlmodels.plots import image_grid, training_curves
-from dlmodels.train import TrainConfig, fit, make_evaluate
-from dlmodels.train.objectives import classifier
+from experiments._finetune import make_finetune, summary
 
 PUBLISHED = {"dbn_up_down": 0.0125, "dbn_backprop": 0.012, "backprop_random_init": 0.016,
              "sources": "Hinton, Osindero & Teh 2006 (up-down); Hinton & Salakhutdinov 2006 "
@@ -69,29 +65,30 @@ def main(config: Config, run_dir: str) -> dict:
     if config.n_train:
         x_train, y_train = x_train[:config.n_train], y_train[:config.n_train]
     sizes = (x_train.shape[1], *config.hidden, 10)
-    # the random baseline gets Glorot's init for sigmoid units (4x the tanh scale); with the
-    # plain Glorot scale this 4-layer sigmoid net sits at chance for all 20 epochs
-    model = mlp(sizes, activation="sigmoid", w_init="glorot_uniform_sigmoid")
-    loss_fn, eval_fn = classifier(model.apply, dropout=False)
-    steps = config.finetune_epochs * (len(x_train) // config.batch_size)
-    optimizer = optax.sgd(optax.cosine_decay_schedule(config.learning_rate, steps),
-                          momentum=config.momentum)
     rbm_config = training.RBMTrainConfig(epochs=config.pretrain_epochs, batch_size=config.batch_size,
                                          learning_rate=config.pretrain_learning_rate)
-    evaluate = make_evaluate(eval_fn, 1000)
-    test = (jnp.asarray(x_test), jnp.asarray(y_test))
+    metrics = open(os.path.join(run_dir, "metrics.jsonl"), "w")
 
+    def log(**record):
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+
+    # the random baseline gets Glorot's init for sigmoid units (4x the tanh scale); with the
+    # plain Glorot scale this 4-layer sigmoid net sits at chance for all 20 epochs
+    model, finetune = make_finetune(
+        sizes, (x_train, y_train), (x_valid, y_valid), (x_test, y_test),
+        epochs=config.finetune_epochs, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, momentum=config.momentum, log=log)
     runs = {"pretrained": [], "random": []}
     histories, pretrain_histories, samples = {}, {}, None
-    metrics = open(os.path.join(run_dir, "metrics.jsonl"), "w")
     for seed in config.seeds:
         key = jax.random.PRNGKey(seed)
         k_pre, k_out, k_sample = jax.random.split(key, 3)
         start = time.perf_counter()
         layers, pre_hist = dbn.pretrain(
             k_pre, x_train, sizes[:-1], rbm_config,
-            callback=lambda layer, epoch, p, record, seed=seed: metrics.write(json.dumps(
-                {"phase": "pretrain", "seed": seed, "layer": layer, **record}) + "\n"))
+            callback=lambda layer, epoch, p, record, seed=seed: log(
+                phase="pretrain", seed=seed, layer=layer, **record))
         pretrain_seconds = time.perf_counter() - start
         pretrain_histories[seed] = [h[-1] for h in pre_hist]
         if samples is None:
@@ -100,31 +97,12 @@ def main(config: Config, run_dir: str) -> dict:
                                             top_init=top_init))
         pretrained = dbn.to_mlp_params(layers, k_out, 10)
         for name, init_fn in (("pretrained", lambda key: pretrained), ("random", model.init)):
-            start = time.perf_counter()
-            result = fit(init_fn, loss_fn, optimizer, (x_train, y_train),
-                         TrainConfig(epochs=config.finetune_epochs, batch_size=config.batch_size,
-                                     seed=seed, progress=False),
-                         eval_fn=eval_fn, eval_data=(x_valid, y_valid))
-            seconds = time.perf_counter() - start
-            test_metrics = {k: float(v) for k, v in evaluate(result.state.params, test).items()}
-            runs[name].append({"seed": seed, "test_error": test_metrics["error"],
-                               "valid_error": float(result.history[-1]["eval_error"]),
-                               "finetune_seconds": round(seconds, 1),
-                               **({"pretrain_seconds": round(pretrain_seconds, 1)}
-                                  if name == "pretrained" else {})})
-            histories[f"{name} (seed {seed})"] = result.history
-            for record in result.history:
-                metrics.write(json.dumps({"phase": "finetune", "init": name, "seed": seed,
-                                          **record}) + "\n")
-            metrics.flush()
-            print(f"seed {seed} {name}: test error {test_metrics['error']:.4f} "
-                  f"({seconds:.0f} s fine-tuning)", flush=True)
+            row, history = finetune(name, init_fn, seed)
+            if name == "pretrained":
+                row["pretrain_seconds"] = round(pretrain_seconds, 1)
+            runs[name].append(row)
+            histories[f"{name} (seed {seed})"] = history
     metrics.close()
-
-    def summary(rows):
-        errors = np.array([r["test_error"] for r in rows])
-        return {"test_error_mean": float(errors.mean()), "test_error_std": float(errors.std()),
-                "test_errors": errors.tolist(), "runs": rows}
 
     results = {
         "layer_sizes": sizes, "n_train": len(x_train), "published": PUBLISHED,

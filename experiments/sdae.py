@@ -24,17 +24,14 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
 from dlmodels import autoencoders as ae
 from dlmodels import data
 from dlmodels.energy import dbn
-from dlmodels.mlp import mlp
 from dlmodels.plots import training_curves
-from dlmodels.train import TrainConfig, fit, make_evaluate
-from dlmodels.train.objectives import classifier
+from experiments._finetune import make_finetune, summary
 
 PUBLISHED = {"sdae_3": 0.0128, "backprop_random_init": 0.016, "theano_sda": 0.013,
              "sources": "Vincent et al. 2010 (JMLR 11), table 3: SDAE-3 1.28 +- 0.22 %, "
@@ -78,18 +75,16 @@ def main(config: Config, run_dir: str) -> dict:
     if config.n_train:
         x_train, y_train = x_train[:config.n_train], y_train[:config.n_train]
     sizes = (x_train.shape[1], *config.hidden, 10)
-    model = mlp(sizes, activation="sigmoid", w_init="glorot_uniform_sigmoid")
-    loss_fn, eval_fn = classifier(model.apply, dropout=False)
-    steps = config.finetune_epochs * (len(x_train) // config.batch_size)
-    optimizer = optax.sgd(optax.cosine_decay_schedule(config.learning_rate, steps),
-                          momentum=config.momentum)
-    evaluate = make_evaluate(eval_fn, 1000)
-    test = (jnp.asarray(x_test), jnp.asarray(y_test))
     metrics = open(os.path.join(run_dir, "metrics.jsonl"), "w")
 
     def log(**record):
         metrics.write(json.dumps(record) + "\n")
         metrics.flush()
+
+    model, finetune = make_finetune(
+        sizes, (x_train, y_train), (x_valid, y_valid), (x_test, y_test),
+        epochs=config.finetune_epochs, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, momentum=config.momentum, log=log)
 
     runs = {"pretrained": [], "random": []}
     histories, first_layers, pretraining = {}, {}, {}
@@ -119,29 +114,12 @@ def main(config: Config, run_dir: str) -> dict:
                 first_layers["plain (no corruption)"] = np.asarray(plain[0]["w"])
         pretrained = dbn.to_mlp_params(layers, k_out, 10)
         for name, init_fn in (("pretrained", lambda key: pretrained), ("random", model.init)):
-            start = time.perf_counter()
-            result = fit(init_fn, loss_fn, optimizer, (x_train, y_train),
-                         TrainConfig(epochs=config.finetune_epochs, batch_size=config.batch_size,
-                                     seed=seed, progress=False),
-                         eval_fn=eval_fn, eval_data=(x_valid, y_valid))
-            seconds = time.perf_counter() - start
-            test_metrics = {k: float(v) for k, v in evaluate(result.state.params, test).items()}
-            runs[name].append({"seed": seed, "test_error": test_metrics["error"],
-                               "valid_error": float(result.history[-1]["eval_error"]),
-                               "finetune_seconds": round(seconds, 1),
-                               **({"pretrain_seconds": round(pretrain_seconds, 1)}
-                                  if name == "pretrained" else {})})
-            histories[f"{name} (seed {seed})"] = result.history
-            for record in result.history:
-                log(phase="finetune", init=name, seed=seed, **record)
-            print(f"seed {seed} {name}: test error {test_metrics['error']:.4f} "
-                  f"({seconds:.0f} s fine-tuning)", flush=True)
+            row, history = finetune(name, init_fn, seed)
+            if name == "pretrained":
+                row["pretrain_seconds"] = round(pretrain_seconds, 1)
+            runs[name].append(row)
+            histories[f"{name} (seed {seed})"] = history
     metrics.close()
-
-    def summary(rows):
-        errors = np.array([r["test_error"] for r in rows])
-        return {"test_error_mean": float(errors.mean()), "test_error_std": float(errors.std()),
-                "test_errors": errors.tolist(), "runs": rows}
 
     results = {
         "layer_sizes": sizes, "n_train": len(x_train), "published": PUBLISHED,

@@ -1,0 +1,58 @@
+"""Shared by the pretraining experiments (``dbn_mnist``, ``sdae``): fine-tune a sigmoid MLP
+classifier from given initial params, by SGD with momentum and a cosine-decayed rate, and score it
+on the test split; summaries over seeds."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dlmodels.mlp import mlp
+from dlmodels.model import Model
+from dlmodels.train import TrainConfig, fit, make_evaluate
+from dlmodels.train.objectives import classifier
+
+
+def make_finetune(sizes: Sequence[int], train, valid, test, *, epochs: int, batch_size: int,
+                  learning_rate: float, momentum: float,
+                  log: Callable[..., None]) -> tuple[Model, Callable]:
+    """``(model, finetune)``: the MLP ``sizes`` (sigmoid hidden units; random init is Glorot's
+    uniform with the 4x sigmoid scale) and ``finetune(name, init_fn, seed) -> (row, history)``,
+    which trains from ``init_fn``'s params on ``train = (x, y)`` (validation error per epoch on
+    ``valid``), logs every epoch through ``log(phase="finetune", init=name, seed=seed, ...)`` and
+    returns the test error, the last validation error and the seconds taken."""
+    model = mlp(sizes, activation="sigmoid", w_init="glorot_uniform_sigmoid")
+    loss_fn, eval_fn = classifier(model.apply, dropout=False)
+    steps = epochs * (len(train[0]) // batch_size)
+    optimizer = optax.sgd(optax.cosine_decay_schedule(learning_rate, steps), momentum=momentum)
+    evaluate = make_evaluate(eval_fn, 1000)
+    test = tuple(jnp.asarray(a) for a in test)
+
+    def finetune(name: str, init_fn: Callable, seed: int) -> tuple[dict, list]:
+        start = time.perf_counter()
+        result = fit(init_fn, loss_fn, optimizer, train,
+                     TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False),
+                     eval_fn=eval_fn, eval_data=valid)
+        seconds = time.perf_counter() - start
+        test_metrics = {k: float(v) for k, v in evaluate(result.state.params, test).items()}
+        for record in result.history:
+            log(phase="finetune", init=name, seed=seed, **record)
+        print(f"seed {seed} {name}: test error {test_metrics['error']:.4f} "
+              f"({seconds:.0f} s fine-tuning)", flush=True)
+        row = {"seed": seed, "test_error": test_metrics["error"],
+               "valid_error": float(result.history[-1]["eval_error"]),
+               "finetune_seconds": round(seconds, 1)}
+        return row, result.history
+
+    return model, finetune
+
+
+def summary(rows: list[dict]) -> dict:
+    """Mean and std (ddof 0) of the runs' test errors, the errors and the rows themselves."""
+    errors = np.array([r["test_error"] for r in rows])
+    return {"test_error_mean": float(errors.mean()), "test_error_std": float(errors.std()),
+            "test_errors": errors.tolist(), "runs": rows}
