@@ -43,7 +43,7 @@ class Config:
     dataset: str = "mnist"
     hidden: tuple[int, ...] = (1000, 1000, 1000)
     levels: tuple[float, ...] = (0.1, 0.2, 0.3)
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1, 2)
     n_train: int = 0                       # 0: the whole training split
     pretrain_epochs: int = 10
     pretrain_learning_rate: float = 1e-3
