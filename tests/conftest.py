@@ -11,6 +11,15 @@ import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+# Many tests compile the same programs (a trainer for the same model, a cell for two references):
+# a compilation cache shared by the xdist workers compiles each once. XLA keys it on the program,
+# the flags and the jax version, so a stale entry cannot be picked up.
+jax.config.update("jax_compilation_cache_dir", os.environ.get(
+    "DLMODELS_TEST_JAX_CACHE", os.path.join(os.path.dirname(__file__), "..", ".pytest_cache",
+                                            "jax-compilation")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
 
 @pytest.fixture
 def key():

@@ -34,6 +34,7 @@ def test_principal_angles_against_a_rotation_by_a_known_angle():
     np.testing.assert_allclose(principal_angles(a, b), [0.0, 30.0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_deep_autoencoder_smoke(tmp_path):
     _, results = experiment.run("deep_autoencoder", {
         "dataset": "digits", "hidden": (16,), "code": 4, "code_2d": 2, "pretrain_epochs": 1,
@@ -49,6 +50,7 @@ def test_deep_autoencoder_smoke(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["published"]["pca"] == 13.87
 
 
+@pytest.mark.slow
 def test_sdae_smoke(tmp_path):
     _, results = experiment.run("sdae", {"dataset": "digits", "hidden": (16, 8), "levels": (0.1, 0.2),
                                          "pretrain_epochs": 1, "finetune_epochs": 1,

@@ -28,6 +28,7 @@ def fake_data(monkeypatch):
     monkeypatch.setattr("dlmodels.data.load", fake_load)
 
 
+@pytest.mark.slow
 def test_autoencoder_zoo_smoke(tmp_path, fake_data):
     overrides = {"n_hidden": 16, "epochs": 1, "batch_size": 32, "n_seeds": 2, "probe_epochs": 2,
                  "probe_batch_size": 32}

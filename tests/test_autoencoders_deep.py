@@ -128,19 +128,19 @@ def digits_binaryish():
 def test_unrolled_decoder_starts_from_the_transposed_pretrained_weights(digits_binaryish, method,
                                                                          code):
     x = digits_binaryish
-    sizes = (64, 32, 16, 4)
+    sizes = (64, 16, 4)
     layers, histories = ae.pretrain(jax.random.PRNGKey(0), x, sizes, method=method, code=code,
                                     epochs=2, batch_size=50)
-    assert [l["w"].shape for l in layers] == [(64, 32), (32, 16), (16, 4)] and len(histories) == 3
+    assert [l["w"].shape for l in layers] == [(64, 16), (16, 4)] and len(histories) == 2
     if method == "rbm":
         assert rbm.has_gaussian_hidden(layers[-1]) is (code == "identity")
     params = ae.unroll(layers)
     for i, layer in enumerate(layers):
         np.testing.assert_array_equal(params["encoder"][f"layer_{i}"]["w"], layer["w"])
         np.testing.assert_array_equal(params["encoder"][f"layer_{i}"]["b"], layer["b_hidden"])
-        np.testing.assert_array_equal(params["decoder"][f"layer_{2 - i}"]["w"],
+        np.testing.assert_array_equal(params["decoder"][f"layer_{1 - i}"]["w"],
                                       np.asarray(layer["w"]).T)
-        np.testing.assert_array_equal(params["decoder"][f"layer_{2 - i}"]["b"], layer["b_visible"])
+        np.testing.assert_array_equal(params["decoder"][f"layer_{1 - i}"]["b"], layer["b_visible"])
     model = ae.deep_autoencoder(sizes, code=code)
     assert jax.tree.structure(params) == jax.tree.structure(model.init(jax.random.PRNGKey(1)))
     # the unrolled net is the up-pass followed by the down-pass of the stack, in numpy

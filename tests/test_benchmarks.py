@@ -26,6 +26,7 @@ def test_ratio_is_peer_over_ours_and_table_says_so():
     assert "3.00x" in table
 
 
+@pytest.mark.slow
 def test_seeds_quick_writes_report(tmp_path, capsys):
     out = tmp_path / "seeds.json"
     assert seeds.main(["--quick", "--out", str(out)]) == 0

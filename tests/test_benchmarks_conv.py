@@ -3,9 +3,12 @@
 
 import json
 
+import pytest
+
 from benchmarks import conv
 
 
+@pytest.mark.slow
 def test_conv_quick_writes_report(tmp_path, capsys):
     out = tmp_path / "conv.json"
     assert conv.main(["--quick", "--out", str(out)]) == 0

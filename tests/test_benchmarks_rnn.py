@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from benchmarks import rnn
 
 
+@pytest.mark.slow
 def test_rnn_quick_writes_report(tmp_path, capsys):
     out = tmp_path / "rnn.json"
     assert rnn.main(["--quick", "--out", str(out)]) == 0

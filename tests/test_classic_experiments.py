@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from dlmodels import experiment
 
@@ -25,6 +26,7 @@ def test_perceptron_smoke(tmp_path):
     assert all((tmp_path / p).stat().st_size > 1000 for p in saved["plots"])
 
 
+@pytest.mark.slow
 def test_associative_memory_smoke(tmp_path):
     _, results = experiment.run("associative_memory", [
         "--n", "64", "--m", "64", "--ones", "4", "--pair-counts", "5,400", "--offsets", "0,2",

@@ -66,6 +66,7 @@ def test_tour_smoke(tmp_path, capsys):
         assert abs(row["ais"] - row["exact"]) < 0.2    # AIS against exact enumeration
 
 
+@pytest.mark.slow
 def test_mlp_smoke_on_digits(tmp_path):
     run_dir, results = experiment.run(
         "mlp", ["--dataset", "digits", "--epochs", "1", "--notes-epochs", "1", "--hidden", "16"],

@@ -27,6 +27,7 @@ def fake_data(monkeypatch):
     ("cnn_mnist", {"epochs": 1, "batch_size": 32}),
     ("cnn_fashion", {"epochs": 1, "batch_size": 32, "channels": (4, 8), "hidden": 16}),
 ])
+@pytest.mark.slow
 def test_classifier_experiments_smoke(tmp_path, name, overrides):
     _, results = experiment.run(name, overrides, run_dir=str(tmp_path))
     assert 0.0 <= results["test_accuracy"] <= 1.0
@@ -36,6 +37,7 @@ def test_classifier_experiments_smoke(tmp_path, name, overrides):
     assert json.loads((tmp_path / "results.json").read_text())["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_fgsm_smoke(tmp_path):
     _, results = experiment.run("fgsm", {"softmax_epochs": 1, "cnn_epochs": 1, "batch_size": 32,
                                          "eps": (0.1, 0.25)}, run_dir=str(tmp_path))
@@ -51,6 +53,7 @@ def test_fgsm_smoke(tmp_path):
         assert (tmp_path / png).exists()
 
 
+@pytest.mark.slow
 def test_translation_invariance_smoke(tmp_path):
     _, results = experiment.run("translation_invariance",
                                 {"channels": (4,), "hidden": 8, "epochs": 1, "batch_size": 32,
@@ -69,6 +72,7 @@ def test_shift_moves_pixels_and_fills_zeros():
     assert not shift(x, 1, 0)[0, 0].any() and not shift(x, 0, -2)[0, :, 2:].any()
 
 
+@pytest.mark.slow
 def test_filters_and_dropout_smoke(tmp_path):
     _, filters = experiment.run("filters", {"channels": (4, 8), "hidden": 8, "epochs": 1,
                                             "batch_size": 32}, run_dir=str(tmp_path / "f"))

@@ -4,11 +4,13 @@ benchmark's --quick report (no timing asserted)."""
 import json
 
 import numpy as np
+import pytest
 
 from benchmarks import rbm as rbm_bench
 from dlmodels import experiment
 
 
+@pytest.mark.slow
 def test_rbm_mnist_smoke_on_digits(tmp_path):
     _, results = experiment.run("rbm_mnist", ["--dataset", "digits", "--n-hidden", "16",
                                               "--variants", "cd1,pcd", "--epochs", "2,2",
@@ -26,6 +28,7 @@ def test_rbm_mnist_smoke_on_digits(tmp_path):
     assert len(lines) == 4 and json.loads(lines[0])["variant"] == "cd1"
 
 
+@pytest.mark.slow
 def test_dbn_mnist_smoke_on_digits(tmp_path):
     _, results = experiment.run("dbn_mnist", ["--dataset", "digits", "--hidden", "16,12",
                                               "--seeds", "3", "--pretrain-epochs", "1",

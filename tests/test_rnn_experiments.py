@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from dlmodels import experiment
 from experiments.vanishing_gradients import decay_rate
@@ -14,6 +15,7 @@ def test_decay_rate_recovers_a_geometric_sequence():
     np.testing.assert_allclose(decay_rate(underflowed), 0.5, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_adding_problem_smoke(tmp_path):
     _, results = experiment.run("adding_problem", ["--length", "12", "--hidden-size", "8",
                                                    "--steps", "4", "--eval-every", "2",
@@ -27,6 +29,7 @@ def test_adding_problem_smoke(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["baseline_mse"] == 1 / 6
 
 
+@pytest.mark.slow
 def test_vanishing_gradients_smoke(tmp_path):
     _, results = experiment.run("vanishing_gradients", ["--length", "10", "--hidden-size", "6",
                                                         "--train-steps", "2", "--n-sequences", "2",

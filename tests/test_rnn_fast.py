@@ -3,6 +3,7 @@
 inputs and the initial carry, with and without lengths, reversal, rematerialisation, in both
 layouts; numerical gradients in float64."""
 
+import itertools
 import re
 
 import jax
@@ -57,10 +58,14 @@ def _uses_fused_path(cell, params, xs, **kw) -> bool:
     return "custom_vjp_call" in str(jaxpr)
 
 
-@pytest.mark.parametrize("remat", [False, True])
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("use_lengths", [False, True])
-@pytest.mark.parametrize("kind", sorted(KINDS))
+# every pair of option values appears in the four rows of the default run (a pairwise covering
+# array); the other four of the 2^3 combinations run with -m slow
+PAIRWISE = {(False, False, False), (False, True, True), (True, False, True), (True, True, False)}
+
+
+@pytest.mark.parametrize("kind, use_lengths, reverse, remat", [
+    pytest.param(kind, *options, marks=() if options in PAIRWISE else pytest.mark.slow)
+    for kind in sorted(KINDS) for options in itertools.product([False, True], repeat=3)])
 def test_fused_equals_generic(kind, use_lengths, reverse, remat):
     cell, params, xs, carry = _case(kind)
     kw = dict(lengths=jnp.asarray(LENGTHS) if use_lengths else None, reverse=reverse, remat=remat)

@@ -10,6 +10,7 @@ from dlmodels import experiment
 from experiments import saturation
 
 
+@pytest.mark.slow
 def test_saturation_smoke(tmp_path):
     overrides = {"steps": (2,), "record_every": 1, "hidden_size": 8, "n_hidden_layers": 3,
                  "n_stats_examples": 20, "hist_bins": 10,

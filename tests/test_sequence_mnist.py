@@ -24,6 +24,7 @@ TINY = {"variants": ("rows", "permuted"), "hidden_size": 8, "epochs": 2, "batch_
         "pixel_eval_examples": 16}
 
 
+@pytest.mark.slow
 def test_sequence_mnist_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr("dlmodels.data.load", fake_load)
     run_dir, results = experiment.run("sequence_mnist", TINY, run_dir=str(tmp_path))
