@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import (Case, Measurement, Result, Timing, environment, make_parser,
+from benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
                                 print_table, time_interleaved, write_json)
 from dlmodels.energy import rbm, training
 

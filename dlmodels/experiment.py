@@ -130,6 +130,29 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+class MetricsLog:
+    """``log(**record)`` appends ``record`` as one JSON line to ``run_dir/metrics.jsonl``, flushed at
+    once so that a run that dies keeps what it logged (arrays and numpy scalars as plain values);
+    ``close()``, or use it as a context manager."""
+
+    def __init__(self, run_dir: str | os.PathLike, name: str = "metrics.jsonl"):
+        self.path = os.path.join(run_dir, name)
+        self._file = open(self.path, "w")
+
+    def __call__(self, **record: Any) -> None:
+        self._file.write(json.dumps(to_jsonable(record)) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def new_run_dir(name: str, root: str | os.PathLike = "runs") -> str:
     """``<root>/<name>/<YYYYmmdd-HHMMSS>`` (suffixed if taken), created."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -11,10 +11,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dlmodels import data
 from dlmodels.mlp import mlp
 from dlmodels.model import Model
 from dlmodels.train import TrainConfig, fit, make_evaluate
 from dlmodels.train.objectives import classifier
+
+
+def load_splits(dataset: str, n_train: int = 0) -> tuple[tuple, tuple, tuple]:
+    """``(train, valid, test)``, each ``(x, y)`` from ``data.load``; ``n_train > 0`` keeps the first
+    ``n_train`` training examples."""
+    x_train, y_train = data.load(dataset, "train")
+    if n_train:
+        x_train, y_train = x_train[:n_train], y_train[:n_train]
+    return (x_train, y_train), data.load(dataset, "valid"), data.load(dataset, "test")
 
 
 def make_finetune(sizes: Sequence[int], train, valid, test, *, epochs: int, batch_size: int,

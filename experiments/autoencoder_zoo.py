@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import time
 
@@ -54,6 +53,7 @@ from dlmodels import data, losses
 from dlmodels.autoencoders import (autoencoder, contractive_penalty, corrupt, feature_grid,
                                    objective, reconstruction_grid)
 from dlmodels.data import batch_indices
+from dlmodels.experiment import MetricsLog
 from dlmodels.train import TrainConfig, fit
 
 VARIANTS = ("undercomplete", "sparse", "denoising", "contractive")
@@ -210,7 +210,7 @@ def main(config: Config, run_dir: str) -> dict:
                               learning_rate=config.probe_learning_rate, key=k_probe)
 
     per_seed, train_seconds, first_params = {}, {}, {}
-    metrics_file = open(os.path.join(run_dir, "metrics.jsonl"), "w")
+    log = MetricsLog(run_dir)
     for name, regulariser in regularisers(config).items():
         loss_fn, eval_fn = objective(model.apply, reconstruction="cross_entropy", **regulariser)
         t0 = time.perf_counter()
@@ -222,8 +222,7 @@ def main(config: Config, run_dir: str) -> dict:
         jax.block_until_ready(params)
         train_seconds[name] = round(time.perf_counter() - t0, 1)
         for entry in result.history:
-            metrics_file.write(json.dumps({"variant": name, **entry}) + "\n")
-        metrics_file.flush()
+            log(variant=name, **entry)
         row = {k: np.asarray(v).tolist() for k, v in measure(params, x_test_j, x_masked).items()}
         codes_train = encode_all(params, jnp.asarray(x_train))            # (S, N, H)
         codes_test = encode_all(params, x_test_j)                         # (S, M, H)
@@ -234,7 +233,7 @@ def main(config: Config, run_dir: str) -> dict:
         first_params[name] = jax.tree.map(lambda a: a[0], params)
         print(f"{name}: " + ", ".join(f"{k} {np.mean(row[k]):.4g}" for k in METRICS)
               + f" ({train_seconds[name]:.0f} s training)", flush=True)
-    metrics_file.close()
+    log.close()
 
     raw = probe(x_train[None], y_train, x_test[None], y_test)
     per_seed["raw pixels"] = {"probe_accuracy": raw["test_accuracy"].tolist(),

@@ -19,7 +19,6 @@ error on the 10,000 test images, mean and spread over seeds; also ancestral samp
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -27,10 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlmodels import data
 from dlmodels.energy import dbn, training
+from dlmodels.experiment import MetricsLog
 from dlmodels.plots import image_grid, training_curves
-from experiments._finetune import make_finetune, summary
+from experiments._finetune import load_splits, make_finetune, summary
 
 PUBLISHED = {"dbn_up_down": 0.0125, "dbn_backprop": 0.012, "backprop_random_init": 0.016,
              "sources": "Hinton, Osindero & Teh 2006 (up-down); Hinton & Salakhutdinov 2006 "
@@ -59,19 +58,12 @@ class Config:
 
 
 def main(config: Config, run_dir: str) -> dict:
-    x_train, y_train = data.load(config.dataset, "train")
-    x_valid, y_valid = data.load(config.dataset, "valid")
-    x_test, y_test = data.load(config.dataset, "test")
-    if config.n_train:
-        x_train, y_train = x_train[:config.n_train], y_train[:config.n_train]
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = load_splits(config.dataset,
+                                                                           config.n_train)
     sizes = (x_train.shape[1], *config.hidden, 10)
     rbm_config = training.RBMTrainConfig(epochs=config.pretrain_epochs, batch_size=config.batch_size,
                                          learning_rate=config.pretrain_learning_rate)
-    metrics = open(os.path.join(run_dir, "metrics.jsonl"), "w")
-
-    def log(**record):
-        metrics.write(json.dumps(record) + "\n")
-        metrics.flush()
+    log = MetricsLog(run_dir)
 
     # the random baseline gets Glorot's init for sigmoid units (4x the tanh scale); with the
     # plain Glorot scale this 4-layer sigmoid net sits at chance for all 20 epochs
@@ -102,7 +94,7 @@ def main(config: Config, run_dir: str) -> dict:
                 row["pretrain_seconds"] = round(pretrain_seconds, 1)
             runs[name].append(row)
             histories[f"{name} (seed {seed})"] = history
-    metrics.close()
+    log.close()
 
     results = {
         "layer_sizes": sizes, "n_train": len(x_train), "published": PUBLISHED,

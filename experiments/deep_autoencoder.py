@@ -24,7 +24,6 @@ numbers; the 2-D code scatter beside PCA's 2-D projection; reconstructions.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -36,6 +35,7 @@ import optax
 from dlmodels import autoencoders as ae
 from dlmodels import data
 from dlmodels.energy import training
+from dlmodels.experiment import MetricsLog
 from dlmodels.plots import code_scatter, training_curves
 from dlmodels.train import TrainConfig, fit, make_evaluate
 
@@ -96,11 +96,7 @@ def main(config: Config, run_dir: str) -> dict:
     test = jnp.asarray(x_test)
     key = jax.random.PRNGKey(config.seed)
     k_lower, k_top, k_top2 = jax.random.split(key, 3)
-    metrics = open(os.path.join(run_dir, "metrics.jsonl"), "w")
-
-    def log(**record):
-        metrics.write(json.dumps(record) + "\n")
-        metrics.flush()
+    log = MetricsLog(run_dir)
 
     def rbm_config(rate, epochs=config.pretrain_epochs):
         return training.RBMTrainConfig(epochs=epochs, batch_size=config.batch_size,
@@ -186,7 +182,7 @@ def main(config: Config, run_dir: str) -> dict:
                  "PCA, first two components": (pca_codes, y_test)},
                 os.path.join(run_dir, "codes_2d.png"),
                 title="MNIST test images in two dimensions"))
-    metrics.close()
+    log.close()
 
     if "code_30" in results:
         row = results["code_30"]

@@ -120,7 +120,7 @@ def _examples_png(apply, params, x, y, eps_values, path):
             axes[2 + 2 * r, j].set_title(f"{pred[j]}", fontsize=8,
                                          color="red" if pred[j] != y[j] else "black")
         axes[1 + 2 * r, 0].set_ylabel(f"eta, eps={eps:g}", fontsize=8)
-        axes[2 + 2 * r, 0].set_ylabel(f"x + eta", fontsize=8)
+        axes[2 + 2 * r, 0].set_ylabel("x + eta", fontsize=8)
     axes[0, 0].set_ylabel("clean", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])

@@ -17,7 +17,6 @@ and filters. The training budget (epochs) is far below the paper's; the gap is r
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -27,7 +26,7 @@ import numpy as np
 
 from dlmodels import data
 from dlmodels.energy import rbm, training
-from dlmodels.experiment import write_json
+from dlmodels.experiment import MetricsLog
 from dlmodels.plots import image_grid, training_curves
 
 PUBLISHED = {"source": "Salakhutdinov & Murray 2008, table 1 (500 hidden units, AIS)",
@@ -102,15 +101,14 @@ def main(config: Config, run_dir: str) -> dict:
     results = {"published": PUBLISHED, "n_train": len(v_train), "n_test": len(v_test),
                "binarisation": "stochastic, once, fixed seed", "models": {}}
     histories, samples, filters = {}, {}, {}
-    metrics = open(os.path.join(run_dir, "metrics.jsonl"), "w")
+    log = MetricsLog(run_dir)
     for i, (name, epochs) in enumerate(zip(config.variants, config.epochs)):
         k_init, k_train, k_ais, k_sample = jax.random.split(jax.random.fold_in(k_models, i), 4)
         params = rbm.init(k_init, n_visible, config.n_hidden, b_visible=base_bias)
         tc = _variant_config(name, epochs, config)
 
         def log_epoch(epoch, p, record, name=name):
-            metrics.write(json.dumps({"variant": name, **record}) + "\n")
-            metrics.flush()
+            log(variant=name, **record)
 
         start = time.perf_counter()
         params, history = training.train(k_train, params, v_train, tc,
@@ -145,7 +143,7 @@ def main(config: Config, run_dir: str) -> dict:
         print(f"{name}: {epochs} epochs in {train_seconds:.0f} s; log Z {log_zs} "
               f"(AIS {ais_seconds:.0f} s); test log-likelihood {test_ll:.2f} nats "
               f"(published {published})", flush=True)
-    metrics.close()
+    log.close()
 
     shape = (side, side)
     results["samples_png"] = os.path.basename(image_grid(

@@ -19,7 +19,6 @@ budget. Test error on the 10,000 test images per seed; the first layer's feature
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -28,10 +27,10 @@ import numpy as np
 import optax
 
 from dlmodels import autoencoders as ae
-from dlmodels import data
 from dlmodels.energy import dbn
+from dlmodels.experiment import MetricsLog
 from dlmodels.plots import training_curves
-from experiments._finetune import make_finetune, summary
+from experiments._finetune import load_splits, make_finetune, summary
 
 PUBLISHED = {"sdae_3": 0.0128, "backprop_random_init": 0.016, "theano_sda": 0.013,
              "sources": "Vincent et al. 2010 (JMLR 11), table 3: SDAE-3 1.28 +- 0.22 %, "
@@ -69,17 +68,10 @@ class Config:
 
 
 def main(config: Config, run_dir: str) -> dict:
-    x_train, y_train = data.load(config.dataset, "train")
-    x_valid, y_valid = data.load(config.dataset, "valid")
-    x_test, y_test = data.load(config.dataset, "test")
-    if config.n_train:
-        x_train, y_train = x_train[:config.n_train], y_train[:config.n_train]
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = load_splits(config.dataset,
+                                                                           config.n_train)
     sizes = (x_train.shape[1], *config.hidden, 10)
-    metrics = open(os.path.join(run_dir, "metrics.jsonl"), "w")
-
-    def log(**record):
-        metrics.write(json.dumps(record) + "\n")
-        metrics.flush()
+    log = MetricsLog(run_dir)
 
     model, finetune = make_finetune(
         sizes, (x_train, y_train), (x_valid, y_valid), (x_test, y_test),
@@ -119,7 +111,7 @@ def main(config: Config, run_dir: str) -> dict:
                 row["pretrain_seconds"] = round(pretrain_seconds, 1)
             runs[name].append(row)
             histories[f"{name} (seed {seed})"] = history
-    metrics.close()
+    log.close()
 
     results = {
         "layer_sizes": sizes, "n_train": len(x_train), "published": PUBLISHED,

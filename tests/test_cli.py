@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from dlmodels import experiment
@@ -85,3 +86,15 @@ def test_missing_data_says_how_to_fetch(tmp_path, monkeypatch, capsys):
 def test_bench_unknown_suite(capsys):
     assert main(["bench", "nope"]) == 2
     assert "available" in capsys.readouterr().err
+
+
+def test_metrics_log_writes_one_flushed_json_line_per_record(tmp_path):
+    log = experiment.MetricsLog(tmp_path)
+    log(epoch=1, loss=np.float32(0.5), grads=np.arange(3), name="a")
+    # flushed: readable before close, as after a crash
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {
+        "epoch": 1, "loss": 0.5, "grads": [0, 1, 2], "name": "a"}
+    with log:
+        log(epoch=2)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2] and log._file.closed

@@ -4,7 +4,6 @@ exact enumeration on a tiny net."""
 import itertools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -4,7 +4,6 @@ neural networks"), as one tower."""
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from dlmodels.cnn import shapes
 from dlmodels.model import Model, init_layers

@@ -10,7 +10,6 @@ pooling buys.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from dlmodels.cnn import shapes
 from dlmodels.model import Model, init_layers
