@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from dlmodels import data
+from dlmodels.energy import dbn
 from dlmodels.mlp import mlp
 from dlmodels.model import Model
 from dlmodels.train import TrainConfig, fit, make_evaluate
@@ -59,6 +60,20 @@ def make_finetune(sizes: Sequence[int], train, valid, test, *, epochs: int, batc
         return row, result.history
 
     return model, finetune
+
+
+def pretrained_vs_random(finetune: Callable, model: Model, layers: list, key, seed: int,
+                         pretrain_seconds: float, runs: dict, histories: dict) -> None:
+    """Fine-tune the pretrained stack ``layers`` (encoders plus a new softmax layer drawn from
+    ``key``, ``dbn.to_mlp_params``) and ``model`` from random weights with the same budget; append
+    each row to ``runs["pretrained"]`` / ``runs["random"]`` and each history to ``histories``."""
+    pretrained = dbn.to_mlp_params(layers, key, 10)
+    for name, init_fn in (("pretrained", lambda k: pretrained), ("random", model.init)):
+        row, history = finetune(name, init_fn, seed)
+        if name == "pretrained":
+            row["pretrain_seconds"] = round(pretrain_seconds, 1)
+        runs[name].append(row)
+        histories[f"{name} (seed {seed})"] = history
 
 
 def summary(rows: list[dict]) -> dict:

@@ -29,7 +29,8 @@ import numpy as np
 from dlmodels.energy import dbn, training
 from dlmodels.experiment import MetricsLog
 from dlmodels.plots import image_grid, training_curves
-from experiments._finetune import load_splits, make_finetune, summary
+from experiments._finetune import (load_splits, make_finetune, pretrained_vs_random,
+                                   summary)
 
 PUBLISHED = {"dbn_up_down": 0.0125, "dbn_backprop": 0.012, "backprop_random_init": 0.016,
              "sources": "Hinton, Osindero & Teh 2006 (up-down); Hinton & Salakhutdinov 2006 "
@@ -87,13 +88,8 @@ def main(config: Config, run_dir: str) -> dict:
             top_init = dbn.up_pass(layers[:-1], jnp.asarray(x_test[:100]))[-1]
             samples = np.asarray(dbn.sample(k_sample, layers, 100, config.sample_steps,
                                             top_init=top_init))
-        pretrained = dbn.to_mlp_params(layers, k_out, 10)
-        for name, init_fn in (("pretrained", lambda key: pretrained), ("random", model.init)):
-            row, history = finetune(name, init_fn, seed)
-            if name == "pretrained":
-                row["pretrain_seconds"] = round(pretrain_seconds, 1)
-            runs[name].append(row)
-            histories[f"{name} (seed {seed})"] = history
+        pretrained_vs_random(finetune, model, layers, k_out, seed, pretrain_seconds, runs,
+                             histories)
     log.close()
 
     results = {

@@ -27,10 +27,10 @@ import numpy as np
 import optax
 
 from dlmodels import autoencoders as ae
-from dlmodels.energy import dbn
 from dlmodels.experiment import MetricsLog
 from dlmodels.plots import training_curves
-from experiments._finetune import load_splits, make_finetune, summary
+from experiments._finetune import (load_splits, make_finetune, pretrained_vs_random,
+                                   summary)
 
 PUBLISHED = {"sdae_3": 0.0128, "backprop_random_init": 0.016, "theano_sda": 0.013,
              "sources": "Vincent et al. 2010 (JMLR 11), table 3: SDAE-3 1.28 +- 0.22 %, "
@@ -104,13 +104,8 @@ def main(config: Config, run_dir: str) -> dict:
                                        epochs=config.pretrain_epochs, batch_size=config.batch_size,
                                        optimizer=optax.adam(config.pretrain_learning_rate))
                 first_layers["plain (no corruption)"] = np.asarray(plain[0]["w"])
-        pretrained = dbn.to_mlp_params(layers, k_out, 10)
-        for name, init_fn in (("pretrained", lambda key: pretrained), ("random", model.init)):
-            row, history = finetune(name, init_fn, seed)
-            if name == "pretrained":
-                row["pretrain_seconds"] = round(pretrain_seconds, 1)
-            runs[name].append(row)
-            histories[f"{name} (seed {seed})"] = history
+        pretrained_vs_random(finetune, model, layers, k_out, seed, pretrain_seconds, runs,
+                             histories)
     log.close()
 
     results = {
