@@ -62,12 +62,12 @@ def make_finetune(sizes: Sequence[int], train, valid, test, *, epochs: int, batc
     return model, finetune
 
 
-def pretrained_vs_random(finetune: Callable, model: Model, layers: list, key, seed: int,
-                         pretrain_seconds: float, runs: dict, histories: dict) -> None:
+def pretrained_vs_random(finetune: Callable, model: Model, layers: list, n_classes: int, key,
+                         seed: int, pretrain_seconds: float, runs: dict, histories: dict) -> None:
     """Fine-tune the pretrained stack ``layers`` (encoders plus a new softmax layer drawn from
     ``key``, ``dbn.to_mlp_params``) and ``model`` from random weights with the same budget; append
     each row to ``runs["pretrained"]`` / ``runs["random"]`` and each history to ``histories``."""
-    pretrained = dbn.to_mlp_params(layers, key, 10)
+    pretrained = dbn.to_mlp_params(layers, key, n_classes)
     for name, init_fn in (("pretrained", lambda k: pretrained), ("random", model.init)):
         row, history = finetune(name, init_fn, seed)
         if name == "pretrained":

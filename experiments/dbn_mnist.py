@@ -88,8 +88,8 @@ def main(config: Config, run_dir: str) -> dict:
             top_init = dbn.up_pass(layers[:-1], jnp.asarray(x_test[:100]))[-1]
             samples = np.asarray(dbn.sample(k_sample, layers, 100, config.sample_steps,
                                             top_init=top_init))
-        pretrained_vs_random(finetune, model, layers, k_out, seed, pretrain_seconds, runs,
-                             histories)
+        pretrained_vs_random(finetune, model, layers, sizes[-1], k_out, seed, pretrain_seconds,
+                             runs, histories)
     log.close()
 
     results = {

@@ -104,8 +104,8 @@ def main(config: Config, run_dir: str) -> dict:
                                        epochs=config.pretrain_epochs, batch_size=config.batch_size,
                                        optimizer=optax.adam(config.pretrain_learning_rate))
                 first_layers["plain (no corruption)"] = np.asarray(plain[0]["w"])
-        pretrained_vs_random(finetune, model, layers, k_out, seed, pretrain_seconds, runs,
-                             histories)
+        pretrained_vs_random(finetune, model, layers, sizes[-1], k_out, seed, pretrain_seconds,
+                             runs, histories)
     log.close()
 
     results = {
