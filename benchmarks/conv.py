@@ -56,7 +56,7 @@ conv kernels' rates without the rest of the step). FLOPs are counted analyticall
 ``2 kh kw Cin Cout Hout Wout`` per image per conv, ``2 in out`` per image per dense layer; a
 training step counts as 3x the forward (pooling, LRN, activations, loss, update not counted).
 
-Run: ``python -m benchmarks.conv [--repeats N] [--quick] [--out PATH]`` or ``dlmodels bench conv``.
+Run: ``python -m dlmodels.benchmarks.conv [--repeats N] [--quick] [--out PATH]`` or ``dlmodels bench conv``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
+from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
                                 print_table, time_interleaved, write_json)
 from dlmodels.cnn import alexnet, lenet5
 from dlmodels.train import step as train_step_lib

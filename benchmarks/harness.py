@@ -28,7 +28,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 
-OUT_DIR = Path(__file__).resolve().parent / "out"
+# reports go under the current directory, never inside the installed package
+OUT_DIR = Path("runs") / "bench"
 
 # (distribution name for the record, module to import); the optional ones are recorded if present.
 _REQUIRED = (("jax", "jax"), ("jaxlib", "jaxlib"), ("flax", "flax"), ("optax", "optax"),
@@ -235,14 +236,14 @@ def make_parser(suite: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="tiny shapes and 1 repeat: a smoke test of the suite, not a measurement")
     p.add_argument("--out", type=Path, default=None,
-                   help=f"JSON report path (default {OUT_DIR}/{suite}.json)")
+                   help=f"JSON report path (default ./{OUT_DIR}/{suite}.json)")
     return p
 
 
 def write_json(suite: str, results: Sequence[Result], *, out: str | os.PathLike | None = None,
                config: dict | None = None, extra: dict | None = None) -> Path:
     """Write ``{"suite", "environment", "config", "results", ...extra}`` to ``out`` (default
-    ``benchmarks/out/<suite>.json``) and return the path."""
+    ``runs/bench/<suite>.json`` under the current directory) and return the path."""
     path = Path(out) if out is not None else OUT_DIR / f"{suite}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"suite": suite, "environment": environment(), "config": config or {},

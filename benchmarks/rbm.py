@@ -13,7 +13,7 @@ and the rate of one standalone [B, n_v] x [n_v, n_h] matmul; the report gives ou
 and its fraction of that rate. Data: random bits with MNIST's mean intensity (0.13); timing does
 not depend on the values.
 
-Run: ``python -m benchmarks.rbm [--examples N] [--repeats N] [--quick] [--out PATH]``.
+Run: ``python -m dlmodels.benchmarks.rbm [--examples N] [--repeats N] [--quick] [--out PATH]``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
+from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
                                 print_table, time_interleaved, write_json)
 from dlmodels.energy import rbm, training
 

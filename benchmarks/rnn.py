@@ -29,7 +29,7 @@ LSTM step at T = 4096 with and without ``remat`` (``compiled.memory_analysis()``
 ``temp_size_in_bytes`` is the peak of the temporaries (buffers of the program that are neither
 arguments nor outputs) after buffer sharing; arguments and outputs are listed apart).
 
-Run: ``python -m benchmarks.rnn [--repeats N] [--quick] [--out PATH]`` or ``dlmodels bench rnn``.
+Run: ``python -m dlmodels.benchmarks.rnn [--repeats N] [--quick] [--out PATH]`` or ``dlmodels bench rnn``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
+from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
                                 print_table, time_interleaved, write_json)
 from dlmodels import rnn
 

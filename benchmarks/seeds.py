@@ -15,7 +15,7 @@ the scanned calls (ours). The data are synthetic (standard normal inputs, unifor
 real data sets' shapes: the timing does not depend on the values. After timing, the final params
 of every vmapped member are compared with the sequential run of the same seed.
 
-Run: ``python -m benchmarks.seeds [--repeats N] [--quick] [--out PATH]``.
+Run: ``python -m dlmodels.benchmarks.seeds [--repeats N] [--quick] [--out PATH]``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import (Case, Measurement, Result, environment, make_parser, print_table,
+from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser, print_table,
                                 time_interleaved, write_json)
 from dlmodels.data.batching import batch_indices
 from dlmodels.mlp import mlp

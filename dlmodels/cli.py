@@ -16,7 +16,7 @@ import sys
 
 
 def _suites() -> list[str]:
-    import benchmarks
+    from dlmodels import benchmarks
 
     return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)
                   if not m.name.startswith("_") and m.name != "harness")
@@ -61,7 +61,7 @@ def _cmd_bench(args) -> int:
         print(f"unknown benchmark suite {args.suite!r}; available: {', '.join(suites)}",
               file=sys.stderr)
         return 2
-    return int(importlib.import_module(f"benchmarks.{args.suite}").main(args.args) or 0)
+    return int(importlib.import_module(f"dlmodels.benchmarks.{args.suite}").main(args.args) or 0)
 
 
 def _cmd_data(args) -> int:

@@ -24,13 +24,13 @@ import numpy as np
 
 def available() -> dict[str, str]:
     """``{name: one-line description}`` of every experiment."""
-    import experiments
+    from dlmodels import experiments
 
     out = {}
     for info in sorted(pkgutil.iter_modules(experiments.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"experiments.{info.name}")
+        module = importlib.import_module(f"dlmodels.experiments.{info.name}")
         if hasattr(module, "Config") and hasattr(module, "main"):
             out[info.name] = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
     return out
@@ -41,7 +41,7 @@ def load(name: str) -> types.ModuleType:
     names = available()
     if name not in names:
         raise SystemExit(f"unknown experiment {name!r}; available: {', '.join(names)}")
-    return importlib.import_module(f"experiments.{name}")
+    return importlib.import_module(f"dlmodels.experiments.{name}")
 
 
 def _convert(text: str, kind: Any, name: str) -> Any:

@@ -21,7 +21,7 @@ import os
 from dlmodels.cnn import count_params
 from dlmodels.cnn import convnet
 from dlmodels.plots import training_curves
-from experiments.cnn_mnist import image_splits, train_and_test
+from dlmodels.experiments.cnn_mnist import image_splits, train_and_test
 
 TABLE = {"2 Conv+pooling (K. Rasul)": 0.876, "2 Conv+pooling (TensorFlow's doc)": 0.916,
          "2 Conv+pooling+ELU (PyTorch)": 0.903,

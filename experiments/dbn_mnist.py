@@ -29,7 +29,7 @@ import numpy as np
 from dlmodels.energy import dbn, training
 from dlmodels.experiment import MetricsLog
 from dlmodels.plots import image_grid, training_curves
-from experiments._finetune import (load_splits, make_finetune, pretrained_vs_random,
+from dlmodels.experiments._finetune import (load_splits, make_finetune, pretrained_vs_random,
                                    summary)
 
 PUBLISHED = {"dbn_up_down": 0.0125, "dbn_backprop": 0.012, "backprop_random_init": 0.016,

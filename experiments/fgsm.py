@@ -31,7 +31,7 @@ from dlmodels.mlp import mlp
 from dlmodels.plots import _pyplot, _save
 from dlmodels.train import TrainConfig, fit
 from dlmodels.train.objectives import classifier
-from experiments.cnn_mnist import image_splits
+from dlmodels.experiments.cnn_mnist import image_splits
 
 PUBLISHED = {"source": "Goodfellow, Shlens & Szegedy 2014, sections 5-6 (MNIST, eps = 0.25)",
              "softmax_adversarial_error": 0.999, "softmax_confidence": 0.793,

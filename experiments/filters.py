@@ -20,7 +20,7 @@ import numpy as np
 
 from dlmodels.cnn import convnet
 from dlmodels.plots import image_grid
-from experiments.cnn_mnist import image_splits, train_and_test
+from dlmodels.experiments.cnn_mnist import image_splits, train_and_test
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ import optax
 from dlmodels import autoencoders as ae
 from dlmodels.experiment import MetricsLog
 from dlmodels.plots import training_curves
-from experiments._finetune import (load_splits, make_finetune, pretrained_vs_random,
+from dlmodels.experiments._finetune import (load_splits, make_finetune, pretrained_vs_random,
                                    summary)
 
 PUBLISHED = {"sdae_3": 0.0128, "backprop_random_init": 0.016, "theano_sda": 0.013,

@@ -88,7 +88,7 @@ def _stop_mlp(config: Config, run_dir: str) -> dict:
 
 def _stop_vanishing_gradients(config: Config, run_dir: str) -> dict:
     """At initialisation, T = 50: ||dL/dh_t|| vs lag per cell, and the tanh RNN radius sweep."""
-    from experiments import vanishing_gradients as vg
+    from dlmodels.experiments import vanishing_gradients as vg
 
     vg_config = vg.Config(length=config.vanishing_length, hidden_size=32, radii=(0.5, 1.0, 1.5),
                           n_sequences=8)

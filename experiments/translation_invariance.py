@@ -24,7 +24,7 @@ from dlmodels.cnn import convnet
 from dlmodels.plots import _pyplot, _save
 from dlmodels.train import make_evaluate
 from dlmodels.train.objectives import classifier
-from experiments.cnn_mnist import image_splits, train_and_test
+from dlmodels.experiments.cnn_mnist import image_splits, train_and_test
 
 
 @dataclasses.dataclass(frozen=True)

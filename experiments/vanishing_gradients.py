@@ -42,7 +42,7 @@ from dlmodels import analysis, rnn
 from dlmodels.data.sequences import adding_problem
 from dlmodels.experiment import write_json
 from dlmodels.train import Checkpointer, init_state
-from experiments import adding_problem as adding
+from dlmodels.experiments import adding_problem as adding
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ def test_linear_ae_pca_smoke(tmp_path):
 
 
 def test_principal_angles_against_a_rotation_by_a_known_angle():
-    from experiments.linear_ae_pca import principal_angles
+    from dlmodels.experiments.linear_ae_pca import principal_angles
 
     e = np.eye(4)
     t = np.radians(30.0)
@@ -63,7 +63,7 @@ def test_sdae_smoke(tmp_path):
 
 
 def test_experiment_configs_reject_bad_values():
-    from experiments import deep_autoencoder, linear_ae_pca, sdae
+    from dlmodels.experiments import deep_autoencoder, linear_ae_pca, sdae
 
     with pytest.raises(ValueError, match="one masking level per layer"):
         sdae.Config(hidden=(10, 10), levels=(0.1,))

@@ -11,7 +11,7 @@ import pytest
 
 from dlmodels import experiment
 from dlmodels.autoencoders import autoencoder
-from experiments.autoencoder_zoo import (METRICS, VARIANTS, Config, code_metrics, linear_probe)
+from dlmodels.experiments.autoencoder_zoo import (METRICS, VARIANTS, Config, code_metrics, linear_probe)
 
 SIZES = {"train": 96, "valid": 32, "test": 40}
 

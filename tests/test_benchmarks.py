@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import harness, seeds
+from dlmodels.benchmarks import harness, seeds
 
 
 def test_time_fn_returns_median_of_all_repeats():

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks import conv
+from dlmodels.benchmarks import conv
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import rnn
+from dlmodels.benchmarks import rnn
 
 
 @pytest.mark.slow

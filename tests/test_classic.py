@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dlmodels.classic import associative, perceptron
-from experiments.perceptron import separable_data
+from dlmodels.experiments.perceptron import separable_data
 
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 

@@ -65,7 +65,7 @@ def test_translation_invariance_smoke(tmp_path):
 
 
 def test_shift_moves_pixels_and_fills_zeros():
-    from experiments.translation_invariance import shift
+    from dlmodels.experiments.translation_invariance import shift
     x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
     np.testing.assert_array_equal(shift(x, 1, 0)[0, 1:, :, 0], x[0, :3, :, 0])
     np.testing.assert_array_equal(shift(x, 0, -2)[0, :, :2, 0], x[0, :, 2:, 0])

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import rbm as rbm_bench
+from dlmodels.benchmarks import rbm as rbm_bench
 from dlmodels import experiment
 
 

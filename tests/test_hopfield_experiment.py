@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from dlmodels import experiment
-from experiments.hopfield_capacity import crossing, one_step_error_theory
+from dlmodels.experiments.hopfield_capacity import crossing, one_step_error_theory
 
 
 def test_one_step_error_theory_at_alpha_c():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlmodels import experiment
-from experiments.vanishing_gradients import decay_rate
+from dlmodels.experiments.vanishing_gradients import decay_rate
 
 
 def test_decay_rate_recovers_a_geometric_sequence():

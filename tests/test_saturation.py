@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dlmodels import experiment
-from experiments import saturation
+from dlmodels.experiments import saturation
 
 
 @pytest.mark.slow

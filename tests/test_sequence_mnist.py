@@ -54,7 +54,7 @@ def test_sequence_mnist_smoke(tmp_path, monkeypatch):
 
 
 def test_config_rejects_unknown_variants():
-    from experiments.sequence_mnist import Config
+    from dlmodels.experiments.sequence_mnist import Config
 
     with pytest.raises(ValueError, match="variants"):
         Config(variants=("rows", "columns"))
