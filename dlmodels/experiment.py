@@ -1,10 +1,18 @@
 """Running experiments: config overrides from the command line, run directories, JSON records.
 
 An experiment is a module of the ``experiments`` package that defines a frozen dataclass
-``Config`` and ``main(config, run_dir) -> dict``; its docstring's first line describes it.
+``Config`` and ``main(config, run_dir) -> dict``; its docstring's first line describes it, and
+each ``Config`` field has a one-line description as a trailing ``# ...`` comment (read by
+:func:`field_docs` from the installed source, shown by ``dlmodels run NAME --help``).
 ``run(name, overrides)`` makes ``runs/<name>/<timestamp>/``, writes ``config.json``, calls
 ``main`` (which writes ``metrics.jsonl`` and plots there) and writes the returned dict to
 ``results.json``.
+
+Resuming: ``main`` runs each training phase as ``fit(..., run_dir=os.path.join(run_dir,
+"<phase>"), resume=True)`` (with ``checkpoint_every`` in long phases), so calling it again on the
+same run directory continues every phase from its newest checkpoint, and a finished phase returns
+at once. ``run(name, overrides, run_dir=D, resume=True)`` rebuilds the config from
+``D/config.json`` (overrides given again must agree with it) and calls ``main`` on ``D``.
 """
 
 from __future__ import annotations
@@ -12,9 +20,15 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import importlib
+import inspect
+import io
 import json
+import math
 import os
 import pkgutil
+import re
+import textwrap
+import tokenize
 import types
 import typing
 from typing import Any
@@ -37,12 +51,80 @@ def available() -> dict[str, str]:
 
 
 def load(name: str) -> types.ModuleType:
-    """The experiment module called ``name``; an unknown name lists the valid ones."""
+    """The experiment module called ``name``; an unknown name raises ``ValueError`` listing the
+    valid ones."""
     names = available()
     if name not in names:
-        raise SystemExit(f"unknown experiment {name!r}; available: {', '.join(names)}")
+        raise ValueError(f"unknown experiment {name!r}; available: {', '.join(names)}")
     return importlib.import_module(f"dlmodels.experiments.{name}")
 
+
+# ---------------------------------------------------------------------------------------------
+# Field documentation: the trailing comment of each field of a Config dataclass.
+
+def field_docs(config_cls: type) -> dict[str, str]:
+    """``{field: description}`` from the trailing ``# ...`` comment(s) on each field's line(s) of
+    ``config_cls``'s source (``inspect.getsource``, so it works from an installed package).
+    Comments on lines of their own (section headings) are not field docs."""
+    source = textwrap.dedent(inspect.getsource(config_cls))
+    docs: dict[str, str] = {}
+    depth, field, start_of_line, comments = 0, None, True, []
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.INDENT:
+            depth += 1
+        elif tok.type == tokenize.DEDENT:
+            depth -= 1
+        elif tok.type == tokenize.NEWLINE:  # the end of a statement (a field and its default)
+            if field is not None and comments:
+                docs[field] = " ".join(comments)
+            field, start_of_line, comments = None, True, []
+        elif tok.type == tokenize.COMMENT:
+            if field is not None:
+                comments.append(tok.string.lstrip("#").strip())
+        elif tok.type != tokenize.NL:
+            if start_of_line and depth == 1 and tok.type == tokenize.NAME:
+                field = tok.string
+            start_of_line = False
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return {k: v for k, v in docs.items() if k in names}
+
+
+def type_name(kind: Any) -> str:
+    """How a field's type reads in ``--help``: ``int``, ``float,...``, ``int|none``."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return "|".join("none" if a is type(None) else type_name(a) for a in typing.get_args(kind))
+    if origin is tuple:
+        args = typing.get_args(kind)
+        return f"{type_name(args[0]) if args else 'str'},..."
+    if origin is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(kind))) + "}"
+    return getattr(kind, "__name__", str(kind))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "(empty)"
+    if isinstance(value, str):
+        return value if value else "''"
+    return str(value)
+
+
+def options_help(config_cls: type) -> list[str]:
+    """One line per field of ``config_cls``: ``--name TYPE (default ...)  description``."""
+    hints = typing.get_type_hints(config_cls)
+    docs = field_docs(config_cls)
+    defaults = config_cls()
+    rows = [(f"--{f.name} {type_name(hints[f.name]).upper()}",
+             f"(default {_show(getattr(defaults, f.name))})", docs.get(f.name, ""))
+            for f in dataclasses.fields(config_cls)]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return [f"  {a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides and the checks made before any work.
 
 def _convert(text: str, kind: Any, name: str) -> Any:
     origin = typing.get_origin(kind)
@@ -107,6 +189,98 @@ def parse_overrides(config_cls: type, args: list[str]) -> dict[str, Any]:
     return out
 
 
+# Checks by what a field's name means, made for every experiment before any work (each Config's
+# __post_init__ adds its own). (pattern on the field name, test on each number, what it needs).
+_AT_LEAST_ONE = (r"(.+_)?epochs|(.+_)?steps|(.+_)?batch_size|n_seeds|(.+_)?hidden(_size)?"
+                 r"|channels|.+_every")
+_RULES: tuple[tuple[str, Any, str], ...] = (
+    (_AT_LEAST_ONE, lambda v: v >= 1, ">= 1"),
+    (r"(.+_)?learning_rates?", lambda v: math.isfinite(v) and v > 0, "finite and > 0"),
+    (r"n_.+|(.+_)?seeds?|weight_decay|(.+_)?clip_norms?", lambda v: v >= 0, ">= 0"),
+    (r"dropout|momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+)
+
+
+def check_config(config: Any) -> None:
+    """Refuse values no experiment can run with, by the field's name, before any work:
+    epochs, steps, batch sizes, seed counts, layer sizes and ``*_every`` >= 1; learning rates
+    finite and > 0; counts ``n_*``, seeds, weight decay, clip norms >= 0; dropout and momentum in
+    [0, 1); every float finite; a ``dataset`` field names one of ``dlmodels.data.DATASETS``.
+    Raises ``ValueError`` naming the option."""
+    from dlmodels.data import DATASETS
+
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        items = value if isinstance(value, tuple) else (value,)
+        if f.name == "dataset" or f.name.endswith("_dataset"):
+            if value not in DATASETS:
+                raise ValueError(f"--{f.name} must name a data set, one of {', '.join(DATASETS)}; "
+                                 f"got {value!r}")
+        numbers = [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for v in numbers:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"--{f.name} must be finite, got {_show(value)}")
+        for pattern, ok, need in _RULES:
+            if re.fullmatch(pattern, f.name) and not all(ok(v) for v in numbers):
+                raise ValueError(f"--{f.name} must be {need}, got {_show(value)}")
+
+
+def _from_json(value: Any, kind: Any) -> Any:
+    """A value read back from config.json as the field's type (lists -> tuples, ints -> floats)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        origin = typing.get_origin(kind)
+    if origin is tuple and isinstance(value, list):
+        args = typing.get_args(kind)
+        return tuple(_from_json(v, args[0] if args else Any) for v in value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def make_config(module: types.ModuleType, changes: dict[str, Any]) -> Any:
+    """``module.Config`` with ``changes``, its own checks and :func:`check_config` passed."""
+    config = dataclasses.replace(module.Config(), **changes)
+    check_config(config)
+    return config
+
+
+def saved_config(module: types.ModuleType, name: str, run_dir: str | os.PathLike,
+                 changes: dict[str, Any] | None = None) -> Any:
+    """The config saved in ``run_dir/config.json`` by a run of experiment ``name``; options in
+    ``changes`` must agree with it. Raises ``ValueError`` saying what disagrees."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"--resume {run_dir}: no config.json there (not a run directory, or "
+                         f"the run was killed before it started)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--resume {run_dir}: config.json is not valid JSON ({e})") from None
+    if saved.pop("experiment", name) != name:
+        raise ValueError(f"--resume {run_dir}: that is a run of {saved.get('experiment')!r}, "
+                         f"not {name!r}")
+    hints = typing.get_type_hints(module.Config)
+    unknown = set(saved) - set(hints)
+    if unknown:
+        raise ValueError(f"--resume {run_dir}: config.json has options this version of {name} "
+                         f"does not know: {', '.join(sorted(unknown))}")
+    config = make_config(module, {k: _from_json(v, hints[k]) for k, v in saved.items()})
+    for key, value in (changes or {}).items():
+        if getattr(config, key) != value:
+            raise ValueError(f"--{key} {_show(value)} disagrees with the run being resumed "
+                             f"({key}={_show(getattr(config, key))} in {path}); drop the option "
+                             f"or start a new run")
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON records and run directories.
+
 def to_jsonable(x: Any) -> Any:
     """Numbers, arrays, tuples and dataclasses as plain JSON values."""
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
@@ -133,7 +307,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 class MetricsLog:
     """``log(**record)`` appends ``record`` as one JSON line to ``run_dir/metrics.jsonl``, flushed at
     once so that a run that dies keeps what it logged (arrays and numpy scalars as plain values);
-    ``close()``, or use it as a context manager."""
+    ``close()``, or use it as a context manager.
+
+    The file is rewritten from the start: a resumed run (``main`` called again on the same run
+    directory) logs every record again, so its records must be a deterministic function of the
+    config and seeds (no wall-clock times) for the resumed file to equal an uninterrupted run's."""
 
     def __init__(self, run_dir: str | os.PathLike, name: str = "metrics.jsonl"):
         self.path = os.path.join(run_dir, name)
@@ -165,17 +343,29 @@ def new_run_dir(name: str, root: str | os.PathLike = "runs") -> str:
 
 
 def run(name: str, overrides: list[str] | dict | None = None, *, root: str = "runs",
-        run_dir: str | None = None) -> tuple[str, dict]:
-    """Run experiment ``name`` with ``overrides``; returns ``(run_dir, results)``."""
+        run_dir: str | None = None, resume: bool = False) -> tuple[str, dict]:
+    """Run experiment ``name`` with ``overrides``; returns ``(run_dir, results)``.
+
+    ``resume=True`` continues the run in ``run_dir`` with the config saved there (``overrides``
+    must agree with it). Otherwise ``run_dir`` (default: a new one under ``root``) must not hold
+    a run already. Invalid options raise ``ValueError`` before anything is written.
+    """
     module = load(name)
-    if isinstance(overrides, dict):
-        changes = overrides
+    changes = overrides if isinstance(overrides, dict) else \
+        parse_overrides(module.Config, list(overrides or []))
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume=True needs the run_dir of the run to continue")
+        config = saved_config(module, name, run_dir, changes)
     else:
-        changes = parse_overrides(module.Config, list(overrides or []))
-    config = dataclasses.replace(module.Config(), **changes)
-    run_dir = run_dir or new_run_dir(name, root)
-    os.makedirs(run_dir, exist_ok=True)
-    write_json(os.path.join(run_dir, "config.json"), {"experiment": name, **dataclasses.asdict(config)})
+        config = make_config(module, changes)
+        if run_dir is not None and os.path.exists(os.path.join(run_dir, "config.json")):
+            raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                             f"or choose a new run directory")
+        run_dir = run_dir or new_run_dir(name, root)
+        os.makedirs(run_dir, exist_ok=True)
+        write_json(os.path.join(run_dir, "config.json"),
+                   {"experiment": name, **dataclasses.asdict(config)})
     results = module.main(config, run_dir)
     write_json(os.path.join(run_dir, "results.json"), results)
     return run_dir, results
