@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -57,17 +58,60 @@ def test_step_matches_hand_written_sgd_update():
     assert int(new.step) == 1 and bool(metrics.finite)
 
 
-def test_resume_is_bitwise_identical(tmp_path):
-    straight = _fit(run_dir=tmp_path / "straight")
+def _without_seconds(history):
+    return [{k: v for k, v in entry.items() if k != "seconds"} for entry in history]
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_resume_after_max_steps_is_bitwise_identical_history_included(tmp_path):
+    straight = _fit(run_dir=tmp_path / "straight", eval_fn=EVAL_FN, eval_data=VALID)
     total = straight.history[-1]["step"]
-    half = dataclasses_replace(CONFIG, max_steps=total // 2)
-    _fit(half, run_dir=tmp_path / "resumed")
+    assert total == 57 and [h["epoch"] for h in straight.history] == [1, 2, 3]
+    half = dataclasses_replace(CONFIG, max_steps=total // 2)     # step 28: inside epoch 2
+    stopped = _fit(half, run_dir=tmp_path / "resumed", eval_fn=EVAL_FN, eval_data=VALID)
     assert Checkpointer(tmp_path / "resumed" / "checkpoints").steps() == [total // 2]
-    resumed = _fit(run_dir=tmp_path / "resumed", resume=True)
+    assert stopped.history[-1]["partial"] and stopped.history[-1]["step"] == 28
+    resumed = _fit(run_dir=tmp_path / "resumed", resume=True, eval_fn=EVAL_FN, eval_data=VALID)
     assert int(resumed.state.step) == total
+    _assert_trees_equal(straight.state, resumed.state)   # params, opt_state, step, key
+    # the history of the uninterrupted run, the mean loss of the interrupted epoch 2 included
+    assert _without_seconds(resumed.history) == _without_seconds(straight.history)
+    assert resumed.final == straight.final
+    for run in ("straight", "resumed"):
+        assert _without_seconds(_read_jsonl(tmp_path / run / "metrics.jsonl")) == \
+            _without_seconds(straight.history)
+    # the checkpoint is at the last step: returns at once, the same history and evaluation
+    again = _fit(run_dir=tmp_path / "resumed", resume=True, eval_fn=EVAL_FN, eval_data=VALID)
+    assert again.history == resumed.history and again.final == straight.final
+
+
+def test_resume_after_a_kill_with_torn_metrics_is_bitwise_identical(tmp_path):
+    config = dataclasses_replace(CONFIG, checkpoint_every=10, keep_checkpoints=10)
+    straight = _fit(config, run_dir=tmp_path / "straight")
+    killed = tmp_path / "killed"
+    _fit(config, run_dir=killed)
+    # as if killed at step 45: checkpoints after 40 never written, epoch 3's line not written,
+    # and a half-written line left behind
+    for step in (50, 57):
+        shutil.rmtree(killed / "checkpoints" / str(step))
+    lines = (killed / "metrics.jsonl").read_text().splitlines(keepends=True)
+    assert len(lines) == 3
+    (killed / "metrics.jsonl").write_text("".join(lines[:2]) + lines[2][:17])
+    resumed = _fit(config, run_dir=killed, resume=True)
     _assert_trees_equal(straight.state, resumed.state)
-    lines = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(l)["epoch"] for l in lines] == [1, 2, 3]
+    assert _without_seconds(resumed.history) == _without_seconds(straight.history)
+    assert _without_seconds(_read_jsonl(killed / "metrics.jsonl")) == \
+        _without_seconds(straight.history)
+    # complete lines written after the restored checkpoint (steps 38, 57 > 30) are dropped, redone
+    for step in (40, 50, 57):
+        shutil.rmtree(killed / "checkpoints" / str(step))
+    assert len(_read_jsonl(killed / "metrics.jsonl")) == 3
+    again = _fit(config, run_dir=killed, resume=True)
+    assert _without_seconds(again.history) == _without_seconds(straight.history)
+    _assert_trees_equal(straight.state, again.state)
 
 
 def test_fresh_run_refuses_directory_with_checkpoints(tmp_path):
@@ -203,7 +247,7 @@ def test_one_step_per_call_equals_the_scanned_steps(vmapped):
     from dlmodels.train import init_state, init_states, make_train_steps, make_vmapped_train_steps
 
     model = mlp((4, 8, 3))
-    loss_fn, _ = classifier(model.apply, dropout=False)
+    loss_fn, _ = classifier(model.apply, train_mode=False)
     optimizer = optax.sgd(0.1, momentum=0.9)
     rng = np.random.default_rng(0)
     batches = (jnp.asarray(rng.normal(size=(32, 4)), jnp.float32), jnp.asarray(rng.integers(0, 3, 32)))

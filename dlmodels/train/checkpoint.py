@@ -1,7 +1,7 @@
 """Orbax checkpoints of a ``TrainState`` together with the run's config and step.
 
 Layout: ``<directory>/<step>/state`` (params as nested dicts, the optimizer state's leaves, the
-step and the key) and ``<directory>/<step>/config`` (JSON). Orbax writes each checkpoint to a
+step, the key and the carried model state's leaves, if it has any) and ``<directory>/<step>/config`` (JSON). Orbax writes each checkpoint to a
 temporary directory and renames it when complete, so a crash during a save leaves the earlier ones
 intact; a checkpoint that cannot be read raises ``CheckpointError`` and nothing is overwritten.
 """
@@ -25,10 +25,21 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not match the state it is restored into."""
 
 
+def _leaves(tree) -> dict:
+    return {f"leaf_{i}": x for i, x in enumerate(jax.tree.leaves(tree))}
+
+
+def _unflatten(target, saved: dict):
+    treedef = jax.tree.structure(target)
+    return jax.tree.unflatten(treedef, [saved[f"leaf_{i}"] for i in range(treedef.num_leaves)])
+
+
 def _to_tree(state: TrainState) -> dict:
-    leaves = jax.tree.leaves(state.opt_state)
-    return {"params": state.params, "opt_state": {f"leaf_{i}": x for i, x in enumerate(leaves)},
+    tree = {"params": state.params, "opt_state": _leaves(state.opt_state),
             "step": state.step, "key": state.key}
+    if jax.tree.leaves(state.model_state):  # absent when empty: older checkpoints still match
+        tree["model_state"] = _leaves(state.model_state)
+    return tree
 
 
 def _describe(tree) -> dict:
@@ -100,11 +111,10 @@ class Checkpointer:
             diff = sorted(set(expected.items()) ^ set(found.items()))[:6]
             raise CheckpointError(f"checkpoint {path} does not match the state being restored "
                                   f"(model or optimizer changed?); differing leaves: {diff}")
-        treedef = jax.tree.structure(target.opt_state)
-        n = treedef.num_leaves
-        opt_state = jax.tree.unflatten(treedef, [tree["opt_state"][f"leaf_{i}"] for i in range(n)])
+        opt_state = _unflatten(target.opt_state, tree["opt_state"])
+        model_state = _unflatten(target.model_state, tree.get("model_state", {}))
         params = jax.tree.map(lambda t, x: x, target.params, tree["params"])
-        return TrainState(params, opt_state, tree["step"], tree["key"]), config
+        return TrainState(params, opt_state, tree["step"], tree["key"], model_state), config
 
     def close(self) -> None:
         self._manager.close()

@@ -1,5 +1,6 @@
-"""Jitted training steps built from any ``loss_fn(params, batch, key) -> (loss, aux)`` and any
-optax optimizer, and a scanned multi-step that runs many updates in one compiled call.
+"""Jitted training steps built from any ``loss_fn(params, batch, key) -> (loss, aux)`` (or a
+:class:`~dlmodels.train.estimators.GradientEstimator`) and any optax optimizer, and a scanned
+multi-step that runs many updates in one compiled call.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlmodels.train.estimators import GradientEstimator, LossFn, as_estimator
 from dlmodels.train.state import TrainState
 
-LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, Any]]
+Objective = LossFn | GradientEstimator
 
 
 class StepMetrics(NamedTuple):
@@ -32,28 +34,33 @@ def _select(pred, new, old):
     return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
 
 
-def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
+def make_train_step(loss_fn: Objective, optimizer: optax.GradientTransformation):
     """``train_step(state, batch) -> (state, StepMetrics)``: one gradient update.
 
-    ``g = grad_params loss_fn(params, batch, fold_in(key, step))``; ``params <- params +
-    optimizer.update(g)``. A non-finite loss or gradient leaves params and optimizer state as they
-    were (the step counter still advances) and reports ``finite=False``.
+    ``g = grad_params loss_fn(params, batch, fold_in(key, step))`` (a GradientEstimator gives
+    ``g, model_state, loss, aux = estimate(fold_in(key, step), params, model_state, batch)``);
+    ``params <- params + optimizer.update(g)``. A non-finite loss, gradient or carried state
+    leaves params, optimizer state and carried state as they were (the step counter still
+    advances) and reports ``finite=False``.
     """
+    estimator = as_estimator(loss_fn)
 
     def train_step(state: TrainState, batch) -> tuple[TrainState, StepMetrics]:
         key = jax.random.fold_in(state.key, state.step)
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
-        finite = jnp.isfinite(loss) & _all_finite(grads)
+        grads, model_state, loss, aux = estimator.estimate(key, state.params, state.model_state,
+                                                           batch)
+        finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(model_state)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = TrainState(_select(finite, params, state.params),
-                         _select(finite, opt_state, state.opt_state), state.step + 1, state.key)
+                         _select(finite, opt_state, state.opt_state), state.step + 1, state.key,
+                         _select(finite, model_state, state.model_state))
         return new, StepMetrics(loss, finite, aux)
 
     return train_step
 
 
-def make_train_steps(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
+def make_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation, *,
                      halt_on_nonfinite: bool = True):
     """``run(state, data, indices) -> (state, StepMetrics stacked over steps)``.
 
@@ -100,7 +107,7 @@ def _scanned(train_step, select, halt_on_nonfinite: bool, *, vmapped: bool):
     return run
 
 
-def make_vmapped_train_steps(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
+def make_vmapped_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation, *,
                              halt_on_nonfinite: bool = True):
     """``run(states, data, indices) -> (states, StepMetrics [K, S, ...])``: K runs (seeds or
     hyper-parameter settings) trained on the same batches in one compiled ``lax.scan``.
