@@ -172,7 +172,7 @@ def _carry(step, state: list, *data) -> Callable[[], jax.Array]:
 
 def ours(net: Net, params, x, y):
     model = our_model(net)
-    loss_fn, _ = classifier(model.apply, dropout=False)
+    loss_fn, _ = classifier(model.apply, train_mode=False)
     optimizer = optax.sgd(LR, momentum=MOMENTUM)
 
     def step(params, opt_state, x, y):
@@ -187,7 +187,7 @@ def ours(net: Net, params, x, y):
 
 def ours_train_step(net: Net, params, x, y):
     model = our_model(net)
-    loss_fn, _ = classifier(model.apply, dropout=False)
+    loss_fn, _ = classifier(model.apply, train_mode=False)
     optimizer = optax.sgd(LR, momentum=MOMENTUM)
     step = jax.jit(train_step_lib.make_train_step(loss_fn, optimizer), donate_argnums=0)
     holder = [create_state(_copy(params), optimizer, jax.random.PRNGKey(0))]

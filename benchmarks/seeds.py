@@ -99,7 +99,7 @@ def bench_shape(shape: Shape, optimizer_name: str, *, n_seeds: int, steps: int,
     """The seeds comparisons (library vmap and plain vmap vs sequential) and the loop-vs-scan
     comparison for one shape and optimizer."""
     model = mlp(shape.layer_sizes)
-    loss_fn, _ = classifier(model.apply, dropout=False)  # mean softmax cross-entropy
+    loss_fn, _ = classifier(model.apply, train_mode=False)  # mean softmax cross-entropy
     optimizer = OPTIMIZERS[optimizer_name]()
     data = synthetic_data(shape)
     idx = step_indices(shape, steps)

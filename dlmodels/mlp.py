@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import chex
 import jax
 import jax.numpy as jnp
 
 from dlmodels.model import Model
 from dlmodels.nn import activations, dense, dropout
+from dlmodels.validation import check_in_range, check_shape
 
 
 def mlp(layer_sizes: Sequence[int], *, activation="relu", output_activation="identity",
@@ -28,8 +28,7 @@ def mlp(layer_sizes: Sequence[int], *, activation="relu", output_activation="ide
     if len(sizes) < 2 or min(sizes) <= 0:
         raise ValueError(f"layer_sizes needs at least an input and an output size, all positive; "
                          f"got {layer_sizes}")
-    if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}")
+    check_in_range("mlp: dropout_rate", dropout_rate, 0.0, 1.0, closed_high=False)
     f, f_out = activations.get(activation), activations.get(output_activation)
     layers = [dense(a, b, w_init=w_init, b_init=b_init) for a, b in zip(sizes[:-1], sizes[1:])]
     n_layers = len(layers)
@@ -40,8 +39,7 @@ def mlp(layer_sizes: Sequence[int], *, activation="relu", output_activation="ide
 
     def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
               return_hidden: bool = False):
-        chex.assert_shape(x, (None, sizes[0]),
-                          custom_message=f"mlp: expected input [batch, {sizes[0]}], got {x.shape}")
+        check_shape(x, (None, sizes[0]), "mlp: input x [batch, n_in]")
         drop_keys = (jax.random.split(key, n_layers) if key is not None and train and dropout_rate
                      else [None] * n_layers)
         h, hidden = x, []

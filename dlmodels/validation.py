@@ -90,6 +90,18 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
+def lookup(what: str, name: Any, table: dict[str, Any]) -> Any:
+    """``table[name]`` for a look-up by name from a config (an activation, an initialiser); a
+    callable ``name`` is returned as it is; an unknown name raises ``ValueError`` listing the
+    valid ones: ``lookup("activation", "relu", ACTIVATIONS)``."""
+    if callable(name):
+        return name
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {what} {name!r}; valid: {sorted(table)}") from None
+
+
 def check_finite(name: str, x: Any) -> None:
     """Every entry of ``x`` (an array or a pytree of them) is finite; traced values pass."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(x):

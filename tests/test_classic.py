@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dlmodels.classic import associative, perceptron
+from dlmodels.validation import ShapeError
 from dlmodels.experiments.perceptron import separable_data
 
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
@@ -157,7 +158,7 @@ def test_fit_under_jit_and_vmap_no_retrace():
     ((XOR_X, 2 * XOR_Y - 1), {}, r"labels must be 0 or 1, got values \[-1, 1\]"),
     ((np.where(XOR_X > 0, np.nan, XOR_X), XOR_Y), {}, "finite"),
     ((XOR_X, XOR_Y), {"max_epochs": 0}, "max_epochs must be an integer >= 1, got 0"),
-    ((XOR_X, XOR_Y), {"learning_rate": 0.0}, "learning_rate must be > 0, got 0.0"),
+    ((XOR_X, XOR_Y), {"learning_rate": 0.0}, "learning_rate must be finite and > 0, got 0.0"),
     ((XOR_X, XOR_Y), {"rate": "adaptive"}, "rate must be one of"),
 ])
 def test_fit_rejects_bad_input(args, kwargs, match):
@@ -254,8 +255,8 @@ def test_least_squares_associator_equals_lstsq(count):
     y = rng.normal(size=(count, 4)).astype(np.float32)
     solution, *_ = np.linalg.lstsq(x.astype(np.float64), y.astype(np.float64), rcond=None)
     w = associative.linear_least_squares(x, y)
-    assert w.shape == (4, 12)
-    np.testing.assert_allclose(w, solution.T, rtol=2e-3, atol=2e-4)
+    assert w.shape == (12, 4)  # [n, m]: recall is x W, as in dense
+    np.testing.assert_allclose(w, solution, rtol=2e-3, atol=2e-4)
     if count <= 12:
         np.testing.assert_allclose(associative.linear_recall(w, x), y, atol=2e-4)
 
@@ -266,7 +267,7 @@ def test_linear_hebbian_exact_for_orthonormal_keys_only():
     keys = q[:, :10].T.astype(np.float32)  # [10, 16] orthonormal rows
     y = rng.normal(size=(10, 3)).astype(np.float32)
     w = associative.linear_hebbian(keys, y)
-    np.testing.assert_allclose(w, sum(np.outer(y[j], keys[j]) for j in range(10)), atol=1e-5)
+    np.testing.assert_allclose(w, sum(np.outer(keys[j], y[j]) for j in range(10)), atol=1e-5)
     np.testing.assert_allclose(associative.linear_recall(w, keys), y, atol=1e-5)
     lengths = rng.uniform(0.5, 3.0, size=(10, 1)).astype(np.float32)
     np.testing.assert_allclose(
@@ -278,12 +279,12 @@ def test_linear_hebbian_exact_for_orthonormal_keys_only():
 
 
 def test_associators_reject_bad_shapes():
-    with pytest.raises(ValueError, match=r"same P; got x \(3, 4\), y \(2, 4\)"):
+    with pytest.raises(ShapeError, match=r"same P; got x \(3, 4\), y \(2, 4\)"):
         associative.linear_least_squares(np.ones((3, 4)), np.ones((2, 4)))
-    with pytest.raises(ValueError, match=r"expected w \[n, m\] and x \[..., n\]"):
+    with pytest.raises(ShapeError, match=r"expected w \[n, m\] and x \[..., n\]"):
         associative.binary_recall(np.ones((4, 3)), np.ones(5))
-    with pytest.raises(ValueError, match="expected W"):
-        associative.linear_recall(np.ones((4, 3)), np.ones(4))
+    with pytest.raises(ShapeError, match=r"expected W \[n, m\]"):
+        associative.linear_recall(np.ones((4, 3)), np.ones(3))
 
 
 # --- degradations ---------------------------------------------------------------------------------
@@ -306,5 +307,5 @@ def test_degrade_statistics():
     assert np.array_equal(associative.degrade(key, x, "noise", 0.0), x)
     with pytest.raises(ValueError, match="kind must be one of"):
         associative.degrade(key, x, "blur", 0.1)
-    with pytest.raises(ValueError, match=r"level must be in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"level must be in \[0.0, 1.0\], got 1.5"):
         associative.degrade(key, x, "noise", 1.5)

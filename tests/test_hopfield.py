@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlmodels.energy import hopfield
+from dlmodels.validation import ShapeError
 
 
 def random_patterns(seed, p, n):
@@ -188,18 +189,20 @@ def _assert_same(a, b):
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: hopfield.store(np.ones(5)), ValueError, r"\[p, N\]"),
+    (lambda: hopfield.store(np.ones(5)), ShapeError, r"\[p, N\]"),
     (lambda: hopfield.store(np.array([[1.0, 0.0]])), ValueError, r"\+1 and -1"),
     (lambda: hopfield.store(np.ones((2, 3)), normalise="p"), ValueError, "normalise"),
-    (lambda: hopfield.recall(KEY, np.zeros((3, 4)), np.ones(4), 3), ValueError, "square"),
-    (lambda: hopfield.recall(KEY, np.zeros((3, 3)), np.ones(4), 3), ValueError, "last dim"),
+    (lambda: hopfield.recall(KEY, np.zeros((3, 4)), np.ones(4), 3), ShapeError, "square"),
+    (lambda: hopfield.recall(KEY, np.zeros((3, 3)), np.ones(4), 3), ShapeError,
+     r"probe must be \[\.\.\., N\] with N = 3 .*got shape \(4,\)"),
     (lambda: hopfield.recall(KEY, np.zeros((3, 3)), np.array([1.0, 0.0, 1.0]), 3), ValueError,
      r"\+1 and -1"),
     (lambda: hopfield.recall(KEY, np.zeros((3, 3)), np.ones(3), 0), ValueError, ">= 1"),
     (lambda: hopfield.recall(KEY, np.zeros((3, 3)), np.ones(3), 2.0), TypeError, "int"),
     (lambda: hopfield.recall(KEY, np.zeros((3, 3)), np.ones(3), 2, mode="gibbs"), ValueError,
      "mode"),
-    (lambda: hopfield.energy(np.zeros((3, 3)), np.ones(2)), ValueError, "last dim"),
+    (lambda: hopfield.energy(np.zeros((3, 3)), np.ones(2)), ShapeError,
+     r"state must be \[\.\.\., N\] with N = 3 .*got shape \(2,\)"),
 ])
 def test_bad_input_raises_clearly(call, error, match):
     with pytest.raises(error, match=match):

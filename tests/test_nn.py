@@ -6,7 +6,8 @@ import pytest
 
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 
-from dlmodels.nn import activations, dense, dropout, initializers
+from dlmodels.nn import activations, dense, dropout, initializers, masking_noise
+from dlmodels.validation import ShapeError
 
 X = np.linspace(-30, 30, 121, dtype=np.float32)
 
@@ -106,5 +107,18 @@ def test_dense_matches_numpy(key):
     np.testing.assert_allclose(layer.apply(p, x), x @ np.asarray(p["w"]) + np.asarray(p["b"]),
                                rtol=1e-5, atol=1e-6)
     assert set(dense(5, 3, use_bias=False).init(key)) == {"w"}
-    with pytest.raises(AssertionError, match=r"expected input \[\.\.\., 5\], got \(4, 6\)"):
+    with pytest.raises(ShapeError, match=r"dense: expected input x \[\.\.\., 5\], got \(4, 6\)"):
         layer.apply(p, np.zeros((4, 6), np.float32))
+
+
+def test_masking_noise_erases_at_the_rate_and_keeps_the_rest(key):
+    x = jnp.arange(1, 20_001, dtype=jnp.int32).reshape(100, 200)  # no zeros: an erased entry shows
+    y = np.asarray(masking_noise(key, x, 0.3))
+    assert y.dtype == np.int32 and y.shape == (100, 200)
+    erased = y == 0
+    assert abs(erased.mean() - 0.3) < 0.01  # 20,000 draws: s.e. 0.0032
+    np.testing.assert_array_equal(y[~erased], np.asarray(x)[~erased])  # no 1 / (1 - rate) scaling
+    np.testing.assert_array_equal(masking_noise(key, x, 0.0), x)
+    np.testing.assert_array_equal(masking_noise(key, x, 1.0), np.zeros((100, 200), np.int32))
+    with pytest.raises(ValueError, match="rate must be in"):
+        masking_noise(key, x, 1.5)

@@ -15,12 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels.plots import image_grid
+from dlmodels.validation import check_rank
 
 
 def max_activating_inputs(w: jax.Array, *, eps: float = 1e-12) -> jax.Array:
     """x*_i = W_:i / ||W_:i||_2 for each hidden unit i of a first layer ``w [D, H]`` -> ``[H, D]``."""
-    if w.ndim != 2:
-        raise ValueError(f"w must be a matrix [D, H], got shape {w.shape}")
+    check_rank(w, 2, "max_activating_inputs: weights w [D, H]")
     return (w / jnp.maximum(jnp.linalg.norm(w, axis=0, keepdims=True), eps)).T
 
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from dlmodels import losses
+from dlmodels.validation import ShapeError, check_choice
 from dlmodels.autoencoders.shallow import (CORRUPTIONS, contractive_penalty, corrupt, kl_sparsity,
                                            l1_sparsity)
 
@@ -27,10 +28,10 @@ def reconstruction_error(r: jax.Array, x: jax.Array, kind: str = "squared", *,
     """Per-example error ``[B, D], [B, D] -> [B]``: ``"squared"`` sum_i (x_i - r_i)^2 (Hinton &
     Salakhutdinov's "squared error per image"), ``"cross_entropy"`` -sum_i [x_i log r_i +
     (1 - x_i) log(1 - r_i)] for r in (0, 1) (clipped to [eps, 1 - eps])."""
-    if kind not in RECONSTRUCTIONS:
-        raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {kind!r}")
+    check_choice("reconstruction", kind, RECONSTRUCTIONS)
     if r.shape != x.shape:
-        raise ValueError(f"reconstruction {r.shape} and input {x.shape} differ in shape")
+        raise ShapeError(f"reconstruction_error: reconstruction {r.shape} and input {x.shape} "
+                         "differ in shape")
     if kind == "squared":
         return jnp.sum((x - r) ** 2, axis=-1)
     r = jnp.clip(r, eps, 1.0 - eps)
@@ -50,8 +51,7 @@ def objective(apply: Callable, *, reconstruction: str = "squared", corruption: s
     matrices. ``loss_fn(params, x, key) -> (J, {term: value})``; ``eval_fn(params, x)`` gives the
     per-example ``reconstruction_error`` (the chosen L on clean inputs) and ``squared_error``.
     """
-    if reconstruction not in RECONSTRUCTIONS:
-        raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
+    check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)
     if corruption is not None and corruption not in CORRUPTIONS:
         raise ValueError(f"corruption must be None or one of {CORRUPTIONS}, got {corruption!r}")
     for name, value in (("l1", l1), ("kl", kl), ("contractive", contractive),

@@ -12,7 +12,9 @@ import jax
 import jax.numpy as jnp
 
 from dlmodels.model import Model
-from dlmodels.nn import activations, dense
+from dlmodels.nn import activations, dense, masking_noise
+from dlmodels.validation import (ShapeError, check_choice, check_in_range, check_nonnegative,
+                                 check_positive, check_shape, is_traced)
 
 CORRUPTIONS = ("mask", "gaussian", "salt_pepper")
 
@@ -21,28 +23,28 @@ def corrupt(key: jax.Array, x: jax.Array, kind: str, level: float, *,
             low: float = 0.0, high: float = 1.0) -> jax.Array:
     """A corrupted copy x~ ~ C(x~ | x) of ``x [..., D]`` (Vincent et al. 2010, section 4.3):
 
-    - ``"mask"`` (masking noise): each input is set to 0 independently with probability ``level``;
+    - ``"mask"`` (masking noise, ``nn.masking_noise``): each input is set to 0 independently with
+      probability ``level``;
     - ``"gaussian"`` (isotropic additive noise): x~ = x + N(0, level^2 I);
     - ``"salt_pepper"``: each input is, with probability ``level``, set to ``low`` or ``high``
       (each with probability 1/2), else kept.
     """
-    if kind not in CORRUPTIONS:
-        raise ValueError(f"kind must be one of {CORRUPTIONS}, got {kind!r}")
-    if not isinstance(level, jax.core.Tracer):
-        level = float(level)
-        if kind == "gaussian" and not level >= 0.0:
-            raise ValueError(f"gaussian corruption needs level (the noise std) >= 0, got {level}")
-        if kind != "gaussian" and not 0.0 <= level <= 1.0:
-            raise ValueError(f"{kind} corruption needs level (a probability) in [0, 1], got {level}")
+    check_choice("corrupt: kind", kind, CORRUPTIONS)
+    if kind == "gaussian":
+        check_nonnegative("gaussian corruption level (the noise std)", level)
+    else:
+        check_in_range(f"{kind} corruption level (a probability)", level, 0.0, 1.0)
+    if not is_traced(level):
+        level = float(level)  # a weakly typed scalar: keeps x's dtype
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"corrupt expects floating-point inputs, got {x.dtype}")
     if kind == "gaussian":
         return x + level * jax.random.normal(key, x.shape, x.dtype)
     k_hit, k_value = jax.random.split(key)
-    hit = jax.random.bernoulli(k_hit, level, x.shape)
     if kind == "mask":
-        return jnp.where(hit, jnp.zeros_like(x), x)
+        return masking_noise(k_hit, x, level)
+    hit = jax.random.bernoulli(k_hit, level, x.shape)
     salt = jax.random.bernoulli(k_value, 0.5, x.shape)
     return jnp.where(hit, jnp.where(salt, jnp.asarray(high, x.dtype), jnp.asarray(low, x.dtype)), x)
 
@@ -55,8 +57,9 @@ def contractive_penalty(params: dict, x: jax.Array) -> jax.Array:
 
     ``x [D]`` -> a scalar, or ``x [B, D]`` -> ``[B]`` (one penalty per example; average it)."""
     w, b = params["w"], params["b"]
-    if x.shape[-1] != w.shape[0]:
-        raise ValueError(f"x must have shape [..., {w.shape[0]}] for w {w.shape}, got {x.shape}")
+    if jnp.ndim(x) < 1 or x.shape[-1] != w.shape[0]:
+        raise ShapeError(f"contractive_penalty: expected x [..., {w.shape[0]}] for w {w.shape}, "
+                         f"got {jnp.shape(x)}")
     pre = x @ w
     h = jax.nn.sigmoid(pre + jnp.reshape(b, (1,) * (pre.ndim - 1) + b.shape))
     column_norms = jnp.sum(w ** 2, axis=0)                                  # sum_i W_ij^2, [H]
@@ -72,8 +75,8 @@ def autoencoder(n_in: int, n_hidden: int, *, encoder: str = "sigmoid", decoder: 
     bias). Params: ``{"encoder": {"w": [n_in, n_hidden], "b"}, "decoder": {"w": [n_hidden, n_in],
     "b"}}``. ``apply(params, x, *, key=None, train=False, return_code=False)``: ``x [B, n_in] ->
     r [B, n_in]`` (and ``h [B, n_hidden]`` with ``return_code``)."""
-    if min(n_in, n_hidden) < 1:
-        raise ValueError(f"n_in and n_hidden must be >= 1, got {n_in}, {n_hidden}")
+    check_positive("autoencoder: n_in", n_in)
+    check_positive("autoencoder: n_hidden", n_hidden)
     f, g = activations.get(encoder), activations.get(decoder)
     enc, dec = dense(n_in, n_hidden, w_init=w_init), dense(n_hidden, n_in, w_init=w_init)
 
@@ -86,8 +89,7 @@ def autoencoder(n_in: int, n_hidden: int, *, encoder: str = "sigmoid", decoder: 
 
     def apply(params: dict, x: jax.Array, *, key=None, train: bool = False,
               return_code: bool = False):
-        if x.ndim != 2 or x.shape[1] != n_in:
-            raise ValueError(f"autoencoder: expected x of shape [B, {n_in}], got {x.shape}")
+        check_shape(x, (None, n_in), "autoencoder: input x [B, n_in]")
         h = f(enc.apply(params["encoder"], x))                               # (B, n_hidden)
         w_dec = params["encoder"]["w"].T if tied else params["decoder"]["w"]
         r = g(dec.apply({"w": w_dec, "b": params["decoder"]["b"]}, h))      # (B, n_in)

@@ -15,6 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlmodels.extras import optional_import
+from dlmodels.validation import ShapeError, check_choice, check_positive, concrete
+
 RATES = ("fixed", "normalised")
 
 
@@ -52,7 +55,7 @@ def threshold_unit(w: jax.Array, x: jax.Array, s) -> jax.Array:
     """
     w, x = jnp.asarray(w), jnp.asarray(x)
     if w.ndim not in (1, 2) or x.ndim < 1 or x.shape[-1] != w.shape[0]:
-        raise ValueError(f"threshold_unit: expected w [d] or [d, m] and x [..., d]; got w "
+        raise ShapeError(f"threshold_unit: expected w [d] or [d, m] and x [..., d]; got w "
                          f"{w.shape}, x {x.shape}")
     u = x @ w
     s = jnp.broadcast_to(jnp.asarray(s, u.dtype), u.shape)
@@ -63,30 +66,25 @@ def _augment(x: jax.Array) -> jax.Array:
     return jnp.concatenate([x, jnp.ones(x.shape[:-1] + (1,), x.dtype)], axis=-1)  # [..., d + 1]
 
 
-def _is_concrete(a) -> bool:
-    return not isinstance(a, jax.core.Tracer)
-
-
 def _check(x, y, *, learning_rate, max_epochs, rate) -> None:
     if jnp.ndim(x) != 2:
-        raise ValueError(f"perceptron: expected x of rank 2 [n, d], got shape {jnp.shape(x)}")
+        raise ShapeError(f"perceptron: expected x of rank 2 [n, d], got shape {jnp.shape(x)}")
     n = jnp.shape(x)[0]
     if n < 1:
-        raise ValueError("perceptron: expected at least one example, got x of shape "
+        raise ShapeError("perceptron: expected at least one example, got x of shape "
                          f"{jnp.shape(x)}")
     if jnp.shape(y) != (n,):
-        raise ValueError(f"perceptron: expected y of shape [n] = ({n},), got {jnp.shape(y)}")
-    if rate not in RATES:
-        raise ValueError(f"perceptron: rate must be one of {RATES}, got {rate!r}")
+        raise ShapeError(f"perceptron: expected y of shape [n] = ({n},), got {jnp.shape(y)}")
+    check_choice("perceptron: rate", rate, RATES)
     integral = isinstance(max_epochs, (int, np.integer)) and not isinstance(max_epochs, bool)
     if not integral or max_epochs < 1:
         raise ValueError(f"perceptron: max_epochs must be an integer >= 1, got {max_epochs!r}")
-    if _is_concrete(learning_rate) and not float(learning_rate) > 0:
-        raise ValueError(f"perceptron: learning_rate must be > 0, got {learning_rate}")
-    if _is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
+    check_positive("perceptron: learning_rate", learning_rate)
+    x_values, y_values = concrete(x), concrete(y)
+    if x_values is not None and not np.all(np.isfinite(x_values)):
         raise ValueError("perceptron: x must be finite, got NaN or inf entries")
-    if _is_concrete(y):
-        labels = np.unique(np.asarray(y))
+    if y_values is not None:
+        labels = np.unique(y_values)
         if not np.all(np.isin(labels, (0, 1))):
             raise ValueError(f"perceptron: labels must be 0 or 1, got values {labels.tolist()}")
 
@@ -140,7 +138,8 @@ def fit(key: jax.Array, x: jax.Array, y: jax.Array, *, learning_rate: float = 1.
     ``shuffle=False`` keeps the given order. ``x [n, d]`` float, ``y [n]`` 0/1 labels.
     Runs entirely in jit (epochs in ``lax.while_loop``, examples in ``lax.scan``); also works
     under ``jax.jit`` / ``jax.vmap`` (the value checks -- finiteness, labels -- are then skipped
-    for traced arguments). Raises ``ValueError`` on wrong shapes, labels or settings.
+    for traced arguments). Raises ``ShapeError`` (a ``ValueError``) on wrong shapes, ``ValueError``
+    on wrong labels or settings.
     """
     _check(x, y, learning_rate=learning_rate, max_epochs=max_epochs, rate=rate)
     x = jnp.asarray(x)
@@ -186,27 +185,26 @@ def novikoff_bound(x, y, w_star=None, b_star: float = 0.0) -> NovikoffBound:
     x = np.asarray(x, np.float64)
     y = np.asarray(y)
     if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"novikoff_bound: expected x [n, d] and y [n]; got x {x.shape}, "
+        raise ShapeError(f"novikoff_bound: expected x [n, d] and y [n]; got x {x.shape}, "
                          f"y {y.shape}")
     x_aug = np.concatenate([x, np.ones((len(x), 1))], axis=1)
     t = 2.0 * y - 1.0
     if w_star is None:
         import warnings
 
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.svm import LinearSVC
-
-        svm = LinearSVC(C=1e6, loss="hinge", fit_intercept=False, max_iter=100_000, tol=1e-8,
+        svm_module = optional_import("sklearn.svm", needed_for="novikoff_bound(w_star=None)")
+        exceptions = optional_import("sklearn.exceptions", needed_for="novikoff_bound")
+        svm = svm_module.LinearSVC(C=1e6, loss="hinge", fit_intercept=False, max_iter=100_000, tol=1e-8,
                         random_state=0)
         with warnings.catch_warnings():  # an unconverged solution is still a valid separator
-            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", exceptions.ConvergenceWarning)
             u = svm.fit(x_aug, y).coef_[0]
     else:
         u = np.asarray(w_star, np.float64)
         if u.shape == (x.shape[1],):
             u = np.append(u, b_star)
         elif u.shape != (x.shape[1] + 1,):
-            raise ValueError(f"novikoff_bound: expected w_star [d] = ({x.shape[1]},) or [d + 1]"
+            raise ShapeError(f"novikoff_bound: expected w_star [d] = ({x.shape[1]},) or [d + 1]"
                              f" = ({x.shape[1] + 1},), got {u.shape}")
     u = u / np.linalg.norm(u)
     margin = float(np.min(t * (x_aug @ u)))
@@ -225,18 +223,22 @@ def hebbian_step(w: jax.Array, x: jax.Array, y: jax.Array, learning_rate: float)
     """
     w, x, y = jnp.asarray(w), jnp.asarray(x), jnp.asarray(y)
     if x.shape != w.shape[:1] or y.shape != w.shape[1:]:
-        raise ValueError(f"hebbian_step: expected x [d] and y [] or [m] for w {w.shape}; got x "
+        raise ShapeError(f"hebbian_step: expected x [d] and y [] or [m] for w {w.shape}; got x "
                          f"{x.shape}, y {y.shape}")
     return w + learning_rate * jnp.tensordot(x, y, axes=0)
 
 
 def hebbian(x: jax.Array, y: jax.Array, learning_rate: float = 1.0) -> jax.Array:
-    """Hebb's rule summed over examples: ``w = eps sum_j y_j x_j`` (Hebb 1949), from ``w = 0``.
+    """Hebb's rule summed over examples: ``w = eps sum_j x_j y_j^T`` (Hebb 1949), from ``w = 0``.
 
-    ``x [n, d]``, ``y [n]`` -> ``w [d]``; ``y [n, m]`` -> ``w [d, m]`` (``eps X^T Y``).
+    ``x [n, d]``, ``y [n]`` -> ``w [d]``; ``y [n, m]`` -> ``w [d, m]`` (``eps X^T Y``): inputs
+    along rows, outputs along columns, the layout of ``dense`` (``y = x w``). The one Hebbian
+    storage of the library: the linear associator (``associative.linear_hebbian``), the clipped
+    binary memory (``associative.binary_store``) and the Hopfield network (``hopfield.store``,
+    ``x = y``) all store through it.
     """
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim != 2 or y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
-        raise ValueError(f"hebbian: expected x [n, d] and y [n] or [n, m]; got x {x.shape}, "
+        raise ShapeError(f"hebbian: expected x [n, d] and y [n] or [n, m]; got x {x.shape}, "
                          f"y {y.shape}")
     return learning_rate * jnp.tensordot(x, y, axes=(0, 0))

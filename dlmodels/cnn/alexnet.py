@@ -70,7 +70,8 @@ def alexnet(n_classes: int = 1000, *, input_shape=(224, 224, 3), width: float = 
     entries when ``lrn=False``).
     """
     n_classes = shapes.positive_int(n_classes, "n_classes", WHERE)
-    height, width_px, channels = shapes.image_shape(input_shape, WHERE)
+    shape = shapes.image_shape(input_shape, WHERE)  # (H, W, C)
+    height, width_px, channels = shape
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0.0 < width < float("inf"):
         raise ValueError(f"{WHERE}: width must be a positive finite number, got {width!r}")
     dropout_rate = shapes.rate(dropout_rate, "dropout_rate", WHERE)
@@ -106,16 +107,11 @@ def alexnet(n_classes: int = 1000, *, input_shape=(224, 224, 3), width: float = 
         "fc7": dense(f6, f7, w_init="he_normal"),
         "fc8": dense(f7, n_classes),
     }
-    shape = (height, width_px, channels)
-
-    init = init_layers(layers)
 
     def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
               return_features: bool = False):
         shapes.check_input(x, shape, WHERE)
-        shapes.check_key(key, train, dropout_rate, WHERE)
-        drop6, drop7 = (jax.random.split(key) if key is not None and train and dropout_rate
-                        else (None, None))
+        drop6, drop7 = shapes.dropout_keys(key, train, dropout_rate, 2, WHERE)
         features = {}
 
         def conv(name, h):
@@ -144,4 +140,4 @@ def alexnet(n_classes: int = 1000, *, input_shape=(224, 224, 3), width: float = 
         logits = layers["fc8"].apply(params["fc8"], h)      # (N, n_classes)
         return (logits, features) if return_features else logits
 
-    return Model(init, apply)
+    return Model(init_layers(layers), apply)

@@ -32,7 +32,8 @@ def convnet(channels=(32, 64), n_classes: int = 10, *, input_shape=(28, 28, 1), 
     """
     channels = shapes.positive_ints(channels, "channels", WHERE)
     n_classes = shapes.positive_int(n_classes, "n_classes", WHERE)
-    height, width, c_in = shapes.image_shape(input_shape, WHERE)
+    shape = shapes.image_shape(input_shape, WHERE)  # (H, W, C)
+    height, width, c_in = shape
     kernel = shapes.positive_int(kernel, "kernel", WHERE)
     hidden = shapes.positive_int(hidden, "hidden", WHERE)
     dropout_rate = shapes.rate(dropout_rate, "dropout_rate", WHERE)
@@ -48,14 +49,11 @@ def convnet(channels=(32, 64), n_classes: int = 10, *, input_shape=(28, 28, 1), 
         layers[f"conv_{i}"] = conv2d_layer(kernel, kernel, a, b, padding="SAME")
     layers["fc"] = dense(h_out * w_out * channels[-1], hidden, w_init="he_normal")
     layers["output"] = dense(hidden, n_classes)
-    shape = (height, width, c_in)
-
-    init = init_layers(layers)
 
     def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
               return_features: bool = False):
         shapes.check_input(x, shape, WHERE)
-        shapes.check_key(key, train, dropout_rate, WHERE)
+        (drop_fc,) = shapes.dropout_keys(key, train, dropout_rate, 1, WHERE)
         features, h = {}, x
         for i in range(len(channels)):
             h = jax.nn.relu(layers[f"conv_{i}"].apply(params[f"conv_{i}"], h))
@@ -64,8 +62,8 @@ def convnet(channels=(32, 64), n_classes: int = 10, *, input_shape=(28, 28, 1), 
             features[f"conv_{i}"] = h
         h = jax.nn.relu(layers["fc"].apply(params["fc"], flatten(h)))        # (N, hidden)
         features["fc"] = h
-        h = dropout(h, dropout_rate, key=key, train=train)
+        h = dropout(h, dropout_rate, key=drop_fc, train=train)
         logits = layers["output"].apply(params["output"], h)                 # (N, n_classes)
         return (logits, features) if return_features else logits
 
-    return Model(init, apply)
+    return Model(init_layers(layers), apply)

@@ -46,7 +46,8 @@ def lenet5(n_classes: int = 10, *, input_shape=(28, 28, 1), activation: str = "t
     before dropout).
     """
     n_classes = shapes.positive_int(n_classes, "n_classes", WHERE)
-    height, width, channels = shapes.image_shape(input_shape, WHERE)
+    shape = shapes.image_shape(input_shape, WHERE)  # (H, W, C)
+    height, width, channels = shape
     f = activations.get(activation)
     if pool not in ("avg", "max"):
         raise ValueError(f"{WHERE}: pool must be 'avg' or 'max', got {pool!r}")
@@ -75,16 +76,11 @@ def lenet5(n_classes: int = 10, *, input_shape=(28, 28, 1), activation: str = "t
         "f6": dense(120, 84, w_init=w_init),
         "output": dense(84, n_classes),
     }
-    shape = (height, width, channels)
-
-    init = init_layers(layers)
 
     def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
               return_features: bool = False):
         shapes.check_input(x, shape, WHERE)
-        shapes.check_key(key, train, dropout_rate, WHERE)
-        drop_c5, drop_f6 = (jax.random.split(key) if key is not None and train and dropout_rate
-                            else (None, None))
+        drop_c5, drop_f6 = shapes.dropout_keys(key, train, dropout_rate, 2, WHERE)
         c1 = f(layers["c1"].apply(params["c1"], x))                  # (N, 28, 28, 6)
         s2 = pool_fn(c1, 2)                                          # (N, 14, 14, 6)
         c3 = f(layers["c3"].apply(params["c3"], s2))                 # (N, 10, 10, 16)
@@ -98,4 +94,4 @@ def lenet5(n_classes: int = 10, *, input_shape=(28, 28, 1), activation: str = "t
             return logits, {"c1": c1, "s2": s2, "c3": c3, "s4": s4, "c5": c5, "f6": f6}
         return logits
 
-    return Model(init, apply)
+    return Model(init_layers(layers), apply)

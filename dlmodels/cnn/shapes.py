@@ -8,6 +8,8 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from dlmodels.validation import ShapeError, check_in_range
+
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -36,10 +38,8 @@ def image_shape(input_shape, where: str) -> tuple[int, int, int]:
 
 
 def rate(value, name: str, where: str) -> float:
-    """A dropout rate in ``[0, 1)``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{where}: {name} must be a number in [0, 1), got {value!r}")
+    """A dropout rate in ``[0, 1)`` (a Python number, fixed when the model is built)."""
+    check_in_range(f"{where}: {name}", value, 0.0, 1.0, closed_high=False)
     return float(value)
 
 
@@ -59,19 +59,24 @@ def check_sizes(sizes: dict[str, int], input_shape, where: str) -> None:
 
 
 def check_input(x: jax.Array, input_shape: tuple[int, int, int], where: str) -> None:
-    """ValueError naming the expected ``[N, H, W, C]`` and the actual shape of ``x``."""
+    """``ShapeError`` naming the expected ``[N, H, W, C]`` and the actual shape of ``x``."""
     shape = np.shape(x)
     if len(shape) != 4 or tuple(shape[1:]) != tuple(input_shape):
         h, w, c = input_shape
-        raise ValueError(f"{where}: expected input x of shape [N, H, W, C] = [N, {h}, {w}, {c}], "
+        raise ShapeError(f"{where}: expected input x of shape [N, H, W, C] = [N, {h}, {w}, {c}], "
                          f"got {tuple(shape)}")
 
 
-def check_key(key, train: bool, dropout_rate: float, where: str) -> None:
-    """Dropout in training mode draws its masks from ``key``: refuse ``key=None`` there."""
-    if train and dropout_rate > 0.0 and key is None:
+def dropout_keys(key, train: bool, dropout_rate: float, n: int, where: str) -> tuple:
+    """The keys of a network's ``n`` dropout layers for one ``apply``: ``jax.random.split(key,
+    n)`` in training with ``dropout_rate > 0`` (refusing ``key=None`` there: the masks are drawn
+    from it), else ``n`` Nones (dropout is then the identity)."""
+    if not (train and dropout_rate > 0.0):
+        return (None,) * n
+    if key is None:
         raise ValueError(f"{where}: train=True with dropout_rate={dropout_rate} needs a PRNG key: "
                          f"apply(params, x, key=key, train=True)")
+    return tuple(jax.random.split(key, n))
 
 
 def scaled(n: int, width: float, multiple: int = 1) -> int:

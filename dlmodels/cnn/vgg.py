@@ -92,9 +92,7 @@ def vgg(config=VGG11, n_classes: int = 1000, *, input_shape=(224, 224, 3), fc=(4
     def apply(params: dict, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
               return_features: bool = False):
         shapes.check_input(x, shape, WHERE)
-        shapes.check_key(key, train, dropout_rate, WHERE)
-        drop_keys = (jax.random.split(key, len(fc)) if key is not None and train and dropout_rate
-                     and fc else [None] * len(fc))
+        drop_keys = shapes.dropout_keys(key, train, dropout_rate, len(fc), WHERE)
         features = {}
         h = x
         for i, block in enumerate(config, 1):

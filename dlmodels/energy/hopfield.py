@@ -24,6 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlmodels.classic.perceptron import hebbian
+from dlmodels.validation import ShapeError, check_choice, concrete
+
 Mode = Literal["async", "sync"]
 
 
@@ -44,15 +47,8 @@ class RecallInfo(NamedTuple):
     energies: jax.Array
 
 
-def _concrete(x):
-    """``x`` as a numpy array, or None under tracing (values cannot be checked then)."""
-    if isinstance(x, jax.core.Tracer):
-        return None
-    return np.asarray(x)
-
-
 def _check_plus_minus_one(x, name: str) -> None:
-    values = _concrete(x)
+    values = concrete(x)
     if values is not None and values.size and not np.all(np.abs(values) == 1):
         bad = np.unique(values[np.abs(values) != 1])[:5]
         raise ValueError(f"{name} must hold only +1 and -1; found {bad.tolist()}")
@@ -61,14 +57,14 @@ def _check_plus_minus_one(x, name: str) -> None:
 def _check_weights(weights) -> int:
     shape = jnp.shape(weights)
     if len(shape) != 2 or shape[0] != shape[1]:
-        raise ValueError(f"weights must be a square matrix [N, N]; got shape {shape}")
+        raise ShapeError(f"hopfield: weights must be a square matrix [N, N]; got shape {shape}")
     return shape[0]
 
 
 def _check_state(state, n_units: int, name: str) -> None:
     shape = jnp.shape(state)
     if len(shape) < 1 or shape[-1] != n_units:
-        raise ValueError(f"{name} must have last dimension N = {n_units} (the weights' size); "
+        raise ShapeError(f"hopfield: {name} must be [..., N] with N = {n_units} (the weights' size); "
                          f"got shape {shape}")
 
 
@@ -79,7 +75,7 @@ def _sign_keep(field, current):
 
 
 def store(patterns, *, zero_diagonal: bool = True,
-          normalise: Literal["n_units", "n_patterns"] = "n_units") -> jax.Array:
+          normalise: Literal["n_units", "n_patterns"] = "n_units", dtype=jnp.float32) -> jax.Array:
     """Hebbian weights ``w_ij = (1/k) sum_nu x_i^nu x_j^nu`` of +-1 patterns (Hopfield 1982).
 
     ``k = N`` (``normalise="n_units"``, default, as in Amit, Gutfreund & Sompolinsky 1985 and
@@ -87,18 +83,18 @@ def store(patterns, *, zero_diagonal: bool = True,
     local field and the load ``alpha = p/N`` its meaning) or ``k = p`` (``"n_patterns"``, the
     course notes' alternative; it rescales W, which changes no sign update). ``zero_diagonal``
     sets ``w_ii = 0`` (no self-coupling; needed for the energy argument as usually stated).
+    The outer products are summed by the library's one Hebbian rule, ``perceptron.hebbian``.
 
-    patterns ``[p, N]`` of +-1 -> weights ``[N, N]`` (float32, symmetric).
+    patterns ``[p, N]`` of +-1 -> weights ``[N, N]`` (``dtype``, float32 by default; symmetric).
     """
     shape = jnp.shape(patterns)
     if len(shape) != 2:
-        raise ValueError(f"patterns must be [p, N]; got shape {shape}")
-    if normalise not in ("n_units", "n_patterns"):
-        raise ValueError(f"normalise must be 'n_units' or 'n_patterns', got {normalise!r}")
+        raise ShapeError(f"hopfield.store: patterns must be [p, N]; got shape {shape}")
+    check_choice("normalise", normalise, ("n_units", "n_patterns"))
     _check_plus_minus_one(patterns, "patterns")
     n_patterns, n_units = shape
-    x = jnp.asarray(patterns, jnp.float32)
-    weights = (x.T @ x) / (n_units if normalise == "n_units" else max(n_patterns, 1))
+    x = jnp.asarray(patterns, dtype)
+    weights = hebbian(x, x) / (n_units if normalise == "n_units" else max(n_patterns, 1))
     if zero_diagonal:
         weights = weights * (1.0 - jnp.eye(n_units, dtype=weights.dtype))
     return weights
@@ -211,8 +207,7 @@ def recall_with_info(key, weights, probe, max_sweeps: int, *, mode: Mode = "asyn
     n_units = _check_weights(weights)
     _check_state(probe, n_units, "probe")
     _check_plus_minus_one(probe, "probe")
-    if mode not in ("async", "sync"):
-        raise ValueError(f"mode must be 'async' or 'sync', got {mode!r}")
+    check_choice("mode", mode, ("async", "sync"))
     if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, (int, np.integer)):
         raise TypeError("max_sweeps must be a Python int (it sizes the energy trace), "
                         f"got {type(max_sweeps).__name__}")

@@ -10,6 +10,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from dlmodels.validation import lookup
+
 Activation = Callable[[jax.Array], jax.Array]
 
 
@@ -52,23 +54,12 @@ def step(x: jax.Array, threshold: float = 0.0) -> jax.Array:
     return (x >= threshold).astype(jnp.result_type(x, jnp.float32))
 
 
+# by name, for configs; "linear" is another name of the identity
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": sigmoid,
-    "tanh": tanh,
-    "relu": relu,
-    "arctan": arctan,
-    "softplus": softplus,
-    "step": step,
-    "identity": identity,
-    "linear": identity,
-}
+    **{f.__name__: f for f in (sigmoid, tanh, relu, arctan, softplus, step, identity)},
+    "linear": identity}
 
 
 def get(name: str | Activation) -> Activation:
     """The activation called ``name`` (a callable is returned as it is)."""
-    if callable(name):
-        return name
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}") from None
+    return lookup("activation", name, ACTIVATIONS)

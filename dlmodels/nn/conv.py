@@ -15,6 +15,7 @@ import numpy as np
 
 from dlmodels.model import Model
 from dlmodels.nn import initializers
+from dlmodels.validation import ShapeError
 
 IntOrPair = int | Sequence[int]
 Padding = str | int | Sequence[int] | Sequence[Sequence[int]]
@@ -76,22 +77,22 @@ def _conv(x, w, n: int, stride, padding, dilation, groups, flip, where: str) -> 
     """Cross-correlation over ``n`` spatial axes, channels last; see ``conv2d``."""
     x, w = jnp.asarray(x), jnp.asarray(w)
     if x.ndim != n + 2:
-        raise ValueError(f"{where}: expected input x of rank {n + 2} {_SPATIAL_NAMES[n]}, "
+        raise ShapeError(f"{where}: expected input x of rank {n + 2} {_SPATIAL_NAMES[n]}, "
                          f"got shape {x.shape}")
     if w.ndim != n + 2:
         kernel = "[kh, kw, C_in // groups, C_out]" if n == 2 else "[k, C_in // groups, C_out]"
-        raise ValueError(f"{where}: expected kernel w of rank {n + 2} {kernel}, got shape {w.shape}")
+        raise ShapeError(f"{where}: expected kernel w of rank {n + 2} {kernel}, got shape {w.shape}")
     if not (isinstance(groups, (int, np.integer)) and not isinstance(groups, bool) and groups > 0):
         raise ValueError(f"{where}: groups must be a positive int, got {groups!r}")
     c_in, c_out = x.shape[-1], w.shape[-1]
     if c_in % groups:
-        raise ValueError(f"{where}: groups={groups} does not divide the {c_in} input channels "
+        raise ShapeError(f"{where}: groups={groups} does not divide the {c_in} input channels "
                          f"(x shape {x.shape})")
     if c_out % groups:
-        raise ValueError(f"{where}: groups={groups} does not divide the {c_out} output channels "
+        raise ShapeError(f"{where}: groups={groups} does not divide the {c_out} output channels "
                          f"(w shape {w.shape})")
     if w.shape[-2] != c_in // groups:
-        raise ValueError(f"{where}: kernel expects {w.shape[-2]} input channels per group but x has "
+        raise ShapeError(f"{where}: kernel expects {w.shape[-2]} input channels per group but x has "
                          f"{c_in} channels / groups={groups} = {c_in // groups}: x shape {x.shape}, "
                          f"w shape {w.shape} (expected w[..., {c_in // groups}, C_out])")
     strides = _positive_ints(stride, n, "stride", where)
@@ -101,7 +102,7 @@ def _conv(x, w, n: int, stride, padding, dilation, groups, flip, where: str) -> 
         lohi = ((0, 0),) * n if pads == "VALID" else pads
         for axis, (size, k, d, (lo, hi)) in enumerate(zip(x.shape[1:-1], w.shape[:n], dilations, lohi)):
             if d * (k - 1) + 1 > size + lo + hi:
-                raise ValueError(f"{where}: kernel extent {d * (k - 1) + 1} (size {k}, dilation {d}) "
+                raise ShapeError(f"{where}: kernel extent {d * (k - 1) + 1} (size {k}, dilation {d}) "
                                  f"exceeds the padded input size {size + lo + hi} on spatial axis "
                                  f"{axis}: x shape {x.shape}, w shape {w.shape}, padding {padding!r}")
     dtype = jnp.result_type(x, w)  # obeys the promotion mode (raises under strict promotion)
@@ -207,5 +208,5 @@ def flatten(x: jax.Array) -> jax.Array:
     """Flatten all but the batch axis, row-major (C order): ``x [N, ...] -> [N, prod(...)]``."""
     x = jnp.asarray(x)
     if x.ndim < 1:
-        raise ValueError(f"flatten: expected an input with a batch axis, got shape {x.shape}")
+        raise ShapeError(f"flatten: expected an input with a batch axis, got shape {x.shape}")
     return x.reshape(x.shape[0], -1)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import chex
 import jax
 import jax.numpy as jnp
 
 from dlmodels.model import Model
 from dlmodels.nn import initializers
+from dlmodels.validation import ShapeError
 
 
 def dense(in_features: int, out_features: int, *, w_init="glorot_uniform", b_init="zeros",
@@ -29,8 +29,8 @@ def dense(in_features: int, out_features: int, *, w_init="glorot_uniform", b_ini
         return params
 
     def apply(params: dict, x: jax.Array) -> jax.Array:
-        chex.assert_axis_dimension(x, -1, in_features,
-                                   custom_message=f"dense: expected input [..., {in_features}], got {x.shape}")
+        if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != in_features:
+            raise ShapeError(f"dense: expected input x [..., {in_features}], got {jnp.shape(x)}")
         y = x @ params["w"]
         if not use_bias:
             return y

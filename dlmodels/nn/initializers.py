@@ -25,6 +25,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from dlmodels.validation import lookup
+
 Initializer = Callable[..., jax.Array]
 
 _vs = jax.nn.initializers.variance_scaling
@@ -71,28 +73,14 @@ def identity(scale: float = 1.0) -> Initializer:
     return init
 
 
-INITIALIZERS: dict[str, Initializer] = {
-    "glorot_uniform": glorot_uniform,
-    "glorot_normal": glorot_normal,
-    "glorot_uniform_sigmoid": glorot_uniform_sigmoid,
-    "glorot_normal_sigmoid": glorot_normal_sigmoid,
-    "he_uniform": he_uniform,
-    "he_normal": he_normal,
-    "lecun_normal": lecun_normal,
-    "orthogonal": orthogonal(),
-    "identity": identity(),
-    "uniform": uniform(),
-    "normal": normal(),
-    "zeros": zeros,
-    "ones": ones,
-}
+INITIALIZERS: dict[str, Initializer] = dict(
+    glorot_uniform=glorot_uniform, glorot_normal=glorot_normal,
+    glorot_uniform_sigmoid=glorot_uniform_sigmoid, glorot_normal_sigmoid=glorot_normal_sigmoid,
+    he_uniform=he_uniform, he_normal=he_normal, lecun_normal=lecun_normal,
+    orthogonal=orthogonal(), identity=identity(), uniform=uniform(), normal=normal(),
+    zeros=zeros, ones=ones)
 
 
 def get(name: str | Initializer) -> Initializer:
     """The initialiser called ``name`` (a callable is returned as it is)."""
-    if callable(name):
-        return name
-    try:
-        return INITIALIZERS[name]
-    except KeyError:
-        raise ValueError(f"unknown initialiser {name!r}; valid: {sorted(INITIALIZERS)}") from None
+    return lookup("initialiser", name, INITIALIZERS)

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlmodels.validation import ShapeError
+
 
 def local_response_norm(x: jax.Array, *, size: int = 5, k: float = 2.0, alpha: float = 1e-4,
                         beta: float = 0.75, divide_alpha_by_size: bool = False) -> jax.Array:
@@ -27,7 +29,7 @@ def local_response_norm(x: jax.Array, *, size: int = 5, k: float = 2.0, alpha: f
         raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
     x = jnp.asarray(x)
     if x.ndim < 1:
-        raise ValueError(f"local_response_norm: expected an input with a channel axis, got {x.shape}")
+        raise ShapeError(f"local_response_norm: expected an input with a channel axis, got {x.shape}")
     scale = alpha / size if divide_alpha_by_size else alpha
     ones = (1,) * (x.ndim - 1)
     pads = ((0, 0),) * (x.ndim - 1) + ((size // 2, (size - 1) // 2),)

@@ -7,12 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels.nn.conv import IntOrPair, Padding, _positive_ints, normalize_padding
+from dlmodels.validation import ShapeError
 
 
 def _pool_args(x, window, stride, padding, where: str):
     x = jnp.asarray(x)
     if x.ndim not in (3, 4):
-        raise ValueError(f"{where}: expected input [N, H, W, C] (or [N, T, C]), got shape {x.shape}")
+        raise ShapeError(f"{where}: expected input [N, H, W, C] (or [N, T, C]), got shape {x.shape}")
     n = x.ndim - 2
     windows = _positive_ints(window, n, "window", where)
     strides = windows if stride is None else _positive_ints(stride, n, "stride", where)
@@ -23,7 +24,7 @@ def _pool_args(x, window, stride, padding, where: str):
         pads = ((0, 0),) * n
     for axis, (size, k, (lo, hi)) in enumerate(zip(x.shape[1:-1], windows, pads)):
         if k > size + lo + hi:
-            raise ValueError(f"{where}: window {k} exceeds the padded input size {size + lo + hi} "
+            raise ShapeError(f"{where}: window {k} exceeds the padded input size {size + lo + hi} "
                              f"on spatial axis {axis}: x shape {x.shape}, padding {padding!r}")
         if max(lo, hi) >= k:  # a window of padding alone would give -inf / 0 / 0
             raise ValueError(f"{where}: padding {(lo, hi)} must be smaller than the window {k} "

@@ -8,10 +8,11 @@ import jax
 import jax.numpy as jnp
 
 from dlmodels import losses
+from dlmodels.validation import check_choice, check_nonnegative
 
 
 def classifier(apply: Callable, *, loss: str = "softmax_cross_entropy", n_classes: int | None = None,
-               l2: float = 0.0, dropout: bool = True):
+               l2: float = 0.0, train_mode: bool = True):
     """``(loss_fn, eval_fn)`` for a classifier ``apply(params, x, *, key, train) -> scores [B, K]``
     on batches ``(x, y)`` with integer labels ``y [B]``.
 
@@ -19,11 +20,18 @@ def classifier(apply: Callable, *, loss: str = "softmax_cross_entropy", n_classe
     notes' ``1/2 sum_k (t_k - y_k)^2`` against one-hot targets ``t``; needs ``n_classes``). The
     training loss is the batch mean plus ``l2 * sum ||W||^2``. ``eval_fn`` gives per-example
     ``loss`` and ``accuracy`` (and ``error`` = 1 - accuracy).
+
+    ``train_mode``: whether the training loss calls ``apply(params, x, key=key, train=True)``
+    (the model's training-time behaviour, e.g. dropout drawn from the step's key) or
+    ``apply(params, x, key=key, train=False)`` (the deterministic forward pass, as ``eval_fn``
+    always uses; for models with no training-time randomness, or to train without dropout).
+
+    ``loss_fn(params, batch, key) -> (loss, {})`` is the trainer's convention (``dlmodels.train``).
     """
-    if loss not in ("softmax_cross_entropy", "sum_of_squares"):
-        raise ValueError(f"unknown loss {loss!r}; valid: 'softmax_cross_entropy', 'sum_of_squares'")
+    check_choice("classifier: loss", loss, ("softmax_cross_entropy", "sum_of_squares"))
     if loss == "sum_of_squares" and not n_classes:
         raise ValueError("the sum-of-squares loss needs n_classes for its one-hot targets")
+    check_nonnegative("classifier: l2", l2)
 
     def per_example(scores, y):
         if loss == "softmax_cross_entropy":
@@ -32,7 +40,7 @@ def classifier(apply: Callable, *, loss: str = "softmax_cross_entropy", n_classe
 
     def loss_fn(params, batch, key):
         x, y = batch
-        scores = apply(params, x, key=key, train=dropout)
+        scores = apply(params, x, key=key, train=train_mode)
         value = jnp.mean(per_example(scores, y))
         if l2:
             value = value + l2 * losses.l2_penalty(params)

@@ -13,6 +13,8 @@ from typing import Callable
 import jax.numpy as jnp
 import optax
 
+from dlmodels.validation import check_choice, check_nonnegative, check_positive
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine", "exponential", "inverse_time", "step", "cyclic", "sgdr",
              "warmup_cosine")
@@ -23,8 +25,7 @@ def cyclic(base_rate: float, max_rate: float, step_size: int) -> Callable:
     to ``max_rate`` over ``step_size`` steps, falls back over the next ``step_size``, and repeats:
     ``cycle = floor(1 + t / (2 s))``, ``x = |t / s - 2 cycle + 1|``,
     ``lr = base + (max - base) max(0, 1 - x)``."""
-    if step_size < 1:
-        raise ValueError(f"cyclic step_size must be >= 1, got {step_size}")
+    check_positive("cyclic step_size", step_size)
 
     def schedule(count):
         t = jnp.asarray(count, jnp.float32)
@@ -38,41 +39,45 @@ def cyclic(base_rate: float, max_rate: float, step_size: int) -> Callable:
 def inverse_time(rate: float, tau: float) -> Callable:
     """Annealing ``lr_t = lr_0 / (1 + t / tau)``, the Robbins-Monro rate (sum lr = inf,
     sum lr^2 < inf)."""
-    if tau <= 0:
-        raise ValueError(f"inverse_time tau must be > 0, got {tau}")
+    check_positive("inverse_time tau", tau)
     return lambda count: rate / (1.0 + jnp.asarray(count, jnp.float32) / tau)
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """``name`` in OPTIMIZERS; ``schedule`` in SCHEDULES. ``decay_steps``: the period of cosine,
-    exponential, step and sgdr, the full cycle of cyclic, tau of inverse_time (0: the run's total
-    steps; a tenth of it for inverse_time); ``decay_rate``: the factor per period of exponential
-    and step; ``min_rate``: the cyclic base rate (default lr/10) and the floor of cosine, sgdr and
-    warmup_cosine. ``clip_norm > 0`` clips the global gradient norm; ``weight_decay`` adds
-    ``weight_decay * w`` to the gradient (classic weight decay, the gradient of
-    ``weight_decay/2 ||w||^2``; for adamw it is the decoupled decay of Loshchilov & Hutter 2019)."""
+    """An optimiser, its learning-rate schedule and what is done to the gradient first, as flat
+    fields for configs and the command line (see `make_optimizer`)."""
 
     name: str = "adam"
+    """one of `OPTIMIZERS`"""
     learning_rate: float = 1e-3
+    """the peak rate of every schedule"""
     momentum: float = 0.9
+    """the momentum of the "momentum" and "nesterov" optimisers"""
     schedule: str = "constant"
+    """one of `SCHEDULES`"""
     decay_steps: int = 0
+    """the period of cosine, exponential, step and sgdr, the full cycle of cyclic, tau of
+    inverse_time (0: the run's total steps; a tenth of it for inverse_time)"""
     decay_rate: float = 0.1
+    """the factor per period of exponential and step"""
     min_rate: float = 0.0
+    """the cyclic base rate (0: lr / 10) and the floor of cosine, sgdr and warmup_cosine"""
     warmup_steps: int = 0
+    """the linear warm-up of warmup_cosine"""
     clip_norm: float = 0.0
+    """> 0: clip the global gradient norm to it (Pascanu, Mikolov & Bengio 2013)"""
     weight_decay: float = 0.0
+    """adds ``weight_decay * w`` to the gradient (classic weight decay, the gradient of
+    ``weight_decay/2 ||w||^2``); for adamw the decoupled decay of Loshchilov & Hutter 2019"""
 
     def __post_init__(self):
-        if self.name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.name!r}; valid: {OPTIMIZERS}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; valid: {SCHEDULES}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.clip_norm < 0 or self.weight_decay < 0:
-            raise ValueError("clip_norm and weight_decay must be >= 0")
+        check_choice("OptimizerConfig.name", self.name, OPTIMIZERS)
+        check_choice("OptimizerConfig.schedule", self.schedule, SCHEDULES)
+        check_positive("OptimizerConfig.learning_rate", self.learning_rate)
+        for name in ("decay_steps", "decay_rate", "min_rate", "warmup_steps", "clip_norm",
+                     "weight_decay", "momentum"):
+            check_nonnegative(f"OptimizerConfig.{name}", getattr(self, name))
 
 
 def learning_rate_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
