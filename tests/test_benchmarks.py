@@ -1,6 +1,10 @@
-"""Benchmarks: the harness's helpers, and each suite's --quick smoke run (no timing asserted)."""
+"""Benchmarks: the harness's helpers, and the seeds suite's --quick run: the report's ratios are
+peer median / our median of the recorded times, its cases and shapes are the ones run, and its
+same-work check compares the vmapped members with the sequential runs (a sabotaged vmapped program
+makes the suite fail)."""
 
 import json
+import statistics
 
 import pytest
 
@@ -26,6 +30,16 @@ def test_ratio_is_peer_over_ours_and_table_says_so():
     assert "3.00x" in table
 
 
+def _check_ratio(result):
+    """``ratio_peer_over_ours`` and the medians recomputed from the recorded times."""
+    ours, peer = result["ours"]["times_s"], result["peer"]["times_s"]
+    assert min(ours) > 0 and min(peer) > 0
+    assert result["ours"]["median_s"] == pytest.approx(statistics.median(ours), rel=1e-12)
+    assert result["peer"]["median_s"] == pytest.approx(statistics.median(peer), rel=1e-12)
+    assert result["ratio_peer_over_ours"] == pytest.approx(
+        statistics.median(peer) / statistics.median(ours), rel=1e-12)
+
+
 @pytest.mark.slow
 def test_seeds_quick_writes_report(tmp_path, capsys):
     out = tmp_path / "seeds.json"
@@ -37,14 +51,37 @@ def test_seeds_quick_writes_report(tmp_path, capsys):
     env = report["environment"]
     assert {"device_kind", "platform", "cpu_count", "python", "versions", "date"} <= set(env)
     assert {"jax", "jaxlib", "flax", "optax", "numpy"} <= set(env["versions"])
-    comparisons = {r["case"]: r["details"]["comparison"] for r in report["results"]}
-    assert sorted(set(comparisons.values())) == ["loop-vs-scan", "seeds"]
+    # the cases run: per optimizer, the library's vmap, plain jax.vmap, and loop vs scan
+    assert [r["case"] for r in report["results"]] == [
+        f"tiny {opt}: {what}" for opt in ("sgd-momentum", "adam")
+        for what in ("fit's vmap", "plain jax.vmap", "one run")]
     for r in report["results"]:
-        assert {"case", "shapes", "details", "ours", "peer", "ratio_peer_over_ours",
-                "checks"} <= set(r)
-        assert set(r["shapes"]) == {"layers", "batch", "examples"}
+        assert r["shapes"] == {"layers": [8, 8, 4], "batch": 4, "examples": 64}  # QUICK_SHAPES
         assert len(r["ours"]["times_s"]) == len(r["peer"]["times_s"]) == 1
-        assert r["ratio_peer_over_ours"] > 0
+        _check_ratio(r)
         if r["details"]["comparison"] == "seeds":
-            assert r["checks"]["max_rel_loss_diff"] < 1e-3
+            assert r["peer"]["label"] == "sequential x8" and r["details"]["seeds"] == 8
+            assert 0 <= r["checks"]["max_rel_loss_diff"] < seeds.MAX_REL_LOSS_DIFF
+        else:
+            assert r["details"]["comparison"] == "loop-vs-scan"
+            assert (r["ours"]["label"], r["peer"]["label"]) == ("scan", "python loop")
+            assert r["checks"]["final_max_abs_param_diff"] < 1e-5   # the same run, two ways
     assert "> 1 means ours (vmapped) is faster" in capsys.readouterr().out
+
+
+def test_seeds_check_fails_when_the_vmapped_program_does_other_work(tmp_path, monkeypatch, capsys):
+    """The same-work check compares against the sequential runs: a vmapped program with another
+    learning rate must be reported (non-zero exit, its cases in ``failed_checks``)."""
+    import optax
+
+    real = seeds.make_vmapped_train_steps
+    monkeypatch.setattr(seeds, "make_vmapped_train_steps",
+                        lambda loss_fn, optimizer: real(loss_fn, optax.sgd(1.0)))
+    out = tmp_path / "seeds.json"
+    assert seeds.main(["--quick", "--optimizers", "adam", "--out", str(out)]) == 1
+    report = json.loads(out.read_text())
+    assert report["failed_checks"] == ["tiny adam: fit's vmap"]
+    by_case = {r["case"]: r for r in report["results"]}
+    assert by_case["tiny adam: fit's vmap"]["checks"]["max_rel_loss_diff"] > seeds.MAX_REL_LOSS_DIFF
+    assert by_case["tiny adam: plain jax.vmap"]["checks"]["max_rel_loss_diff"] < seeds.MAX_REL_LOSS_DIFF
+    assert "FAILED" in capsys.readouterr().err
