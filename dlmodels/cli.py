@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 from dlmodels import experiment
 
                 print(f"usage: {RUN_USAGE}\n\nexperiments (dlmodels list describes them): "
-                      + ", ".join(experiment.available()))
+                      + ", ".join(experiment.names()))
                 return 0
             parser.error("run: name an experiment (dlmodels list shows them)")
         args.overrides = rest

@@ -36,26 +36,29 @@ from typing import Any
 import numpy as np
 
 
-def available() -> dict[str, str]:
-    """``{name: one-line description}`` of every experiment."""
+def names() -> list[str]:
+    """The experiments' names (modules of ``dlmodels.experiments``), without importing them."""
     from dlmodels import experiments
 
+    return sorted(m.name for m in pkgutil.iter_modules(experiments.__path__)
+                  if not m.name.startswith("_"))
+
+
+def available() -> dict[str, str]:
+    """``{name: one-line description}`` of every experiment."""
     out = {}
-    for info in sorted(pkgutil.iter_modules(experiments.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"dlmodels.experiments.{info.name}")
+    for name in names():
+        module = importlib.import_module(f"dlmodels.experiments.{name}")
         if hasattr(module, "Config") and hasattr(module, "main"):
-            out[info.name] = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
+            out[name] = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
     return out
 
 
 def load(name: str) -> types.ModuleType:
-    """The experiment module called ``name``; an unknown name raises ``ValueError`` listing the
-    valid ones."""
-    names = available()
-    if name not in names:
-        raise ValueError(f"unknown experiment {name!r}; available: {', '.join(names)}")
+    """The experiment module called ``name`` (only it is imported); an unknown name raises
+    ``ValueError`` listing the valid ones."""
+    if name not in names():
+        raise ValueError(f"unknown experiment {name!r}; available: {', '.join(names())}")
     return importlib.import_module(f"dlmodels.experiments.{name}")
 
 
@@ -192,11 +195,12 @@ def parse_overrides(config_cls: type, args: list[str]) -> dict[str, Any]:
 # Checks by what a field's name means, made for every experiment before any work (each Config's
 # __post_init__ adds its own). (pattern on the field name, test on each number, what it needs).
 _AT_LEAST_ONE = (r"(.+_)?epochs|(.+_)?steps|(.+_)?batch_size|n_seeds|(.+_)?hidden(_size)?"
-                 r"|channels|.+_every")
+                 r"|channels|(eval|record)_every")
 _RULES: tuple[tuple[str, Any, str], ...] = (
     (_AT_LEAST_ONE, lambda v: v >= 1, ">= 1"),
     (r"(.+_)?learning_rates?", lambda v: math.isfinite(v) and v > 0, "finite and > 0"),
-    (r"n_.+|(.+_)?seeds?|weight_decay|(.+_)?clip_norms?", lambda v: v >= 0, ">= 0"),
+    (r"n_.+|(.+_)?seeds?|weight_decay|(.+_)?clip_norms?|checkpoint_every", lambda v: v >= 0,
+     ">= 0"),
     (r"dropout|momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
 )
 

@@ -49,6 +49,7 @@ class Config:
     notes_epochs: int = 20
     notes_batch_size: int = 32
     notes_learning_rate: float = 0.5
+    checkpoint_every: int = 500
 
     def __post_init__(self):
         unknown = set(self.variants) - {"relu", "notes"}
@@ -64,14 +65,15 @@ def _variant(name: str, config: Config, n_in: int, n_out: int, n_train: int):
         loss_fn, eval_fn = classifier(model.apply)
         steps = config.epochs * (n_train // config.batch_size)
         optimizer = optax.adam(optax.cosine_decay_schedule(config.learning_rate, steps))
-        train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed)
+        train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
+                            checkpoint_every=config.checkpoint_every)
     else:
         model = mlp((n_in, *config.notes_hidden, n_out), activation="sigmoid",
                     output_activation="sigmoid", w_init="glorot_uniform_sigmoid")
         loss_fn, eval_fn = classifier(model.apply, loss="sum_of_squares", n_classes=n_out)
         optimizer = optax.sgd(config.notes_learning_rate)
         train = TrainConfig(epochs=config.notes_epochs, batch_size=config.notes_batch_size,
-                            seed=config.seed)
+                            seed=config.seed, checkpoint_every=config.checkpoint_every)
     return model, loss_fn, eval_fn, optimizer, train
 
 
@@ -88,7 +90,8 @@ def main(config: Config, run_dir: str) -> dict:
                                                                     len(train[0]))
         vdir = os.path.join(run_dir, name)
         t0 = time.perf_counter()
-        fitted = fit(model.init, loss_fn, optimizer, train, train_config, eval_fn=eval_fn, eval_data=valid, run_dir=vdir,
+        fitted = fit(model.init, loss_fn, optimizer, train, train_config, eval_fn=eval_fn,
+                     eval_data=valid, run_dir=vdir, resume=True,
                      record={"experiment": "mlp", "variant": name, **dataclasses.asdict(config)})
         seconds = time.perf_counter() - t0
         final = jax.jit(make_evaluate(eval_fn, 1000))(fitted.state.params, test)
