@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dlmodels.autoencoders import contractive_penalty, corrupt
+from dlmodels.validation import ShapeError
 
 
 def _params(key, d=7, h=5):
@@ -24,9 +25,13 @@ def test_contractive_penalty_equals_the_jacobian_frobenius_norm():
     expected = np.array([np.sum(np.asarray(jax.jacfwd(f)(xi)) ** 2) for xi in x])
     np.testing.assert_allclose(contractive_penalty(params, x), expected, rtol=1e-5)
     np.testing.assert_allclose(contractive_penalty(params, x[0]), expected[0], rtol=1e-5)
-    jax.test_util.check_grads(lambda w: jnp.sum(contractive_penalty({"w": w, "b": params["b"]}, x)),
-                              (params["w"],), order=1, modes=["rev"], atol=1e-2, rtol=1e-2)
-    with pytest.raises(ValueError, match=r"\[\.\.\., 7\]"):
+    with jax.enable_x64(True):  # float64: finite differences at check_grads' default tolerance
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        x64 = jnp.asarray(x, jnp.float64)
+        jax.test_util.check_grads(
+            lambda w, x: jnp.sum(contractive_penalty({"w": w, "b": p64["b"]}, x)),
+            (p64["w"], x64), order=2, modes=["fwd", "rev"])
+    with pytest.raises(ShapeError, match=r"contractive_penalty: expected x \[\.\.\., 7\]"):
         contractive_penalty(params, jnp.ones((2, 6)))
 
 
@@ -66,7 +71,7 @@ def test_autoencoder_forward_equals_numpy_and_tied_weights():
         np.testing.assert_allclose(code, h, rtol=1e-5)
         np.testing.assert_allclose(r, sig(h @ w2 + np.asarray(p["decoder"]["b"])), rtol=1e-5)
         assert ("w" in p["decoder"]) is (not tied)
-    with pytest.raises(ValueError, match=r"\[B, 6\]"):
+    with pytest.raises(ShapeError, match=r"autoencoder: .*\[\*, 6\], got \(3, 5\)"):
         model.apply(p, jnp.ones((3, 5)))
 
 

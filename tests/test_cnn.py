@@ -5,16 +5,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 from jax.test_util import check_grads
 
 from dlmodels.cnn import VGG16, alexnet, count_params, lenet5, resnet, vgg
 from dlmodels.train.objectives import classifier
+from dlmodels.validation import ShapeError
 
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 
 TOL = dict(rtol=1e-4, atol=1e-4)
+
+torch = F = None  # set by the `pytorch` fixture: the references need PyTorch (the bench extra)
+
+
+@pytest.fixture
+def pytorch():
+    """Imports PyTorch for the reference networks below, or skips the test without it."""
+    global torch, F
+    torch = pytest.importorskip("torch", reason='PyTorch references: pip install "dlmodels[bench]"')
+    F = torch.nn.functional
 
 
 def _images(shape, seed=0):
@@ -121,6 +130,7 @@ def torch_resnet(params, x):
 @pytest.mark.parametrize("activation,pool,shape,padding", [
     ("tanh", "avg", (28, 28, 1), 2), ("relu", "max", (28, 28, 1), 2), ("tanh", "max", (32, 32, 1), 0),
     ("relu", "avg", (20, 24, 3), 2)])
+@pytest.mark.usefixtures("pytorch")
 def test_lenet5_matches_torch(activation, pool, shape, padding):
     model = lenet5(7, input_shape=shape, activation=activation, pool=pool)
     params = _random_params(model)
@@ -153,6 +163,7 @@ def test_lenet5_shapes_and_params():
     (dict(width=0.125, groups=2), (64, 64, 3)),
     (dict(width=0.25, lrn=False), (64, 64, 3)),
     (dict(width=0.125, conv1_kernel=5, conv1_stride=1, conv1_padding=2), (32, 32, 3))])
+@pytest.mark.usefixtures("pytorch")
 def test_alexnet_matches_torch(kwargs, shape):
     model = alexnet(10, input_shape=shape, **kwargs)
     params = _random_params(model, seed=1)
@@ -224,6 +235,7 @@ def test_vgg_shapes_and_counts():
 
 
 @pytest.mark.parametrize("fc", [(16, 12), ()])
+@pytest.mark.usefixtures("pytorch")
 def test_vgg_matches_torch(fc):
     config = ((4,), (6, 8))
     model = vgg(config, 5, input_shape=(13, 12, 2), fc=fc)
@@ -232,6 +244,7 @@ def test_vgg_matches_torch(fc):
     np.testing.assert_allclose(_jit(model)(params, x), torch_vgg(params, x, config, len(fc)), **TOL)
 
 
+@pytest.mark.usefixtures("pytorch")
 def test_resnet_shapes_and_torch():
     model = resnet()
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0))
@@ -255,6 +268,7 @@ def test_resnet_shapes_and_torch():
         resnet((2, 2), (16, 32, 64))
 
 
+@pytest.mark.usefixtures("pytorch")
 def test_resnet_zero_init_is_its_shortcut_path():
     # One width: few distinct kernel shapes, so the eager init compiles few PRNG kernels.
     model = resnet((2, 1, 1), (4, 4, 4), 3, input_shape=(10, 10, 2))
@@ -340,7 +354,7 @@ def test_wrong_input_shape_and_trainer_objective(factory, shape):
     params = _random_params(model)
     h, w, c = shape
     for bad in [(2, h, w, c + 1), (2, h + 1, w, c), (h, w, c), (2, c, h, w)]:
-        with pytest.raises(ValueError, match=rf"expected input x of shape \[N, H, W, C\] = "
+        with pytest.raises(ShapeError, match=rf"expected input x of shape \[N, H, W, C\] = "
                                              rf"\[N, {h}, {w}, {c}\], got \({bad[0]}, {bad[1]}"):
             model.apply(params, jnp.zeros(bad))
     loss_fn, eval_fn = classifier(model.apply)

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.signal
-import torch
 from jax.test_util import check_grads
 
 from dlmodels.nn import (avg_pool, conv1d, conv1d_layer, conv2d, conv2d_layer, flatten,
@@ -148,6 +147,7 @@ def test_conv1d_matches_numpy_correlate(kwargs):
 
 
 def test_conv2d_matches_torch():
+    torch = pytest.importorskip("torch", reason='pip install "dlmodels[bench]"')
     rng = _rng(3)
     x = rng.normal(size=(2, 11, 10, 4)).astype(np.float32)
     w = rng.normal(size=(3, 3, 2, 6)).astype(np.float32)
@@ -232,6 +232,7 @@ def test_avg_pool_same_divisor():
 @pytest.mark.parametrize("window, stride, padding",
                          [(3, 2, 0), (3, 2, 1), (2, 1, 1), ((3, 2), (2, 1), (1, 0))])
 def test_pooling_matches_torch(window, stride, padding):
+    torch = pytest.importorskip("torch", reason='pip install "dlmodels[bench]"')
     x = _rng(7).normal(size=(2, 11, 10, 3)).astype(np.float32)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)
     back = lambda t: t.permute(0, 2, 3, 1).numpy()  # noqa: E731
@@ -278,6 +279,7 @@ def test_local_response_norm_matches_numpy(n, k, alpha, beta):
 
 @pytest.mark.parametrize("size", [5, 4, 3])
 def test_local_response_norm_matches_torch(size):
+    torch = pytest.importorskip("torch", reason='pip install "dlmodels[bench]"')
     x = (3 * _rng(10).normal(size=(2, 5, 4, 8))).astype(np.float32)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)
     alpha, beta, k = 0.02, 0.75, 1.5

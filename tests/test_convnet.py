@@ -4,13 +4,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 from dlmodels.cnn import convnet
+from dlmodels.validation import ShapeError
 
 
 def _torch_forward(params, x, channels, pool):
+    torch = pytest.importorskip("torch", reason='PyTorch reference: pip install "dlmodels[bench]"')
+    F = torch.nn.functional
     h = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2)                    # NCHW
     for i in range(len(channels)):
         w = torch.from_numpy(np.array(params[f"conv_{i}"]["w"])).permute(3, 2, 0, 1)  # OIHW
@@ -47,7 +48,7 @@ def test_convnet_features_dropout_and_errors():
     assert not np.allclose(a, logits)
     with pytest.raises(ValueError, match="needs a PRNG key"):
         model.apply(params, x, train=True)
-    with pytest.raises(ValueError, match=r"\[N, 8, 8, 1\]"):
+    with pytest.raises(ShapeError, match=r"convnet: .*\[N, 8, 8, 1\].*got \(2, 9, 8, 1\)"):
         model.apply(params, jnp.ones((2, 9, 8, 1)))
     with pytest.raises(ValueError, match="pool"):
         convnet((4,), pool="median")

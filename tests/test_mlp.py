@@ -8,6 +8,7 @@ from jax.test_util import check_grads
 
 from dlmodels import losses
 from dlmodels.mlp import mlp
+from dlmodels.validation import ShapeError
 
 
 def _numpy_backprop(weights, biases, x, t):
@@ -31,8 +32,7 @@ def _numpy_backprop(weights, biases, x, t):
 
 
 def test_sum_of_squares_sigmoid_net_matches_numpy_backprop():
-    jax.config.update("jax_enable_x64", True)
-    try:
+    with jax.enable_x64(True):
         model = mlp((5, 7, 6, 3), activation="sigmoid", output_activation="sigmoid",
                     w_init="glorot_normal_sigmoid", b_init="normal")
         params = model.init(jax.random.PRNGKey(0), jnp.float64)
@@ -48,22 +48,25 @@ def test_sum_of_squares_sigmoid_net_matches_numpy_backprop():
         for i in range(3):
             np.testing.assert_allclose(grads[f"layer_{i}"]["w"], ref_w[i], rtol=1e-10, atol=1e-14)
             np.testing.assert_allclose(grads[f"layer_{i}"]["b"], ref_b[i], rtol=1e-10, atol=1e-14)
-    finally:
-        jax.config.update("jax_enable_x64", False)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "softplus", "arctan"])
 def test_check_grads(activation):
-    jax.config.update("jax_enable_x64", True)
-    try:
+    with jax.enable_x64(True):
         model = mlp((4, 5, 3), activation=activation)
         params = model.init(jax.random.PRNGKey(1), jnp.float64)
         x = jax.random.normal(jax.random.PRNGKey(2), (6, 4), jnp.float64) + 0.1
         y = jnp.array([0, 1, 2, 0, 1, 2])
         loss = lambda p, x: jnp.mean(losses.softmax_cross_entropy(model.apply(p, x), y))
         check_grads(loss, (params, x), order=2, modes=("rev", "fwd"), atol=1e-5, rtol=1e-5)
-    finally:
-        jax.config.update("jax_enable_x64", False)
+
+
+def test_wrong_input_shape_raises_shape_error():
+    model = mlp((5, 3))
+    params = model.init(jax.random.PRNGKey(0))
+    for bad in [(4, 6), (5,), (2, 4, 5)]:
+        with pytest.raises(ShapeError, match=rf"mlp: .*\[\*, 5\], got \({bad[0]},"):
+            model.apply(params, jnp.zeros(bad))
 
 
 def test_invalid_hyperparameters():

@@ -21,9 +21,8 @@ NUMPY_F = {
 
 @pytest.fixture
 def x64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
+    with jax.enable_x64(True):
+        yield
 
 
 def _numpy_forward(params, x, f):
