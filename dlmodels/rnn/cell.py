@@ -2,7 +2,7 @@
 
 A cell is ``Cell(init, apply, initial_carry, project, step)``:
 
-- ``init(key, input_size) -> params``;
+- ``init(key, input_size, dtype=float32) -> params``;
 - ``apply(params, carry, x_t) -> (carry, y_t)``, the scan-native step, ``x_t [B, D]``;
 - ``initial_carry(batch_size, dtype=float32) -> carry`` (zeros);
 - ``project(params, x) -> u``: the part of a step that depends on the input only (the input
@@ -12,8 +12,8 @@ A cell is ``Cell(init, apply, initial_carry, project, step)``:
   ``apply(params, carry, x_t) == step(params, carry, project(params, x_t))``;
 - ``output(params, carry) -> y``: the output as a function of the new carry (``None`` means
   ``carry.h``), which the gradient analysis needs to perturb a state and see its outputs move;
-- ``fused(params, xs, carry, *, lengths, reverse, time_major, remat, unroll_steps) -> (ys, carry)``
-  (optional, ``None`` for most cells): the whole sequence at once with a hand-written backward
+- ``fused(params, xs, carry, *, lengths, reverse, time_major, remat, steps_per_iteration)
+  -> (ys, carry)`` (optional, ``None`` for most cells): the whole sequence at once with a hand-written backward
   pass, equal to the scan of ``step`` (up to rounding); ``unroll`` uses it when it can (see
   there). ``cell._replace(fused=None)`` is the same cell on the generic path.
 """
@@ -24,6 +24,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from dlmodels.validation import check_positive, check_shape
 
 
 class Cell(NamedTuple):
@@ -60,7 +62,20 @@ def affine(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:
     return y if b is None else y + jnp.expand_dims(b, tuple(range(y.ndim - 1)))
 
 
+def input_projection(what: str, bias: str = "b"):
+    """``project(params, x) = x W_x + b`` (``params["w_x"] [D, P]``, ``params[bias] [P]``) for
+    ``x [..., D]``; a :class:`~dlmodels.validation.ShapeError` names ``what`` when x is not."""
+    def project(params, x):
+        D = params["w_x"].shape[0]
+        check_shape(x, (None,) * (jnp.ndim(x) - 1) + (D,), f"{what}: input [..., {D}]")
+        return affine(x, params["w_x"], params[bias])
+
+    return project
+
+
 def check_size(hidden_size: int, name: str = "hidden_size") -> int:
-    if int(hidden_size) <= 0:
-        raise ValueError(f"{name} must be positive, got {hidden_size}")
+    """``hidden_size`` as a positive int (ValueError otherwise)."""
+    check_positive(name, hidden_size)
+    if int(hidden_size) != hidden_size:
+        raise ValueError(f"{name} must be an integer, got {hidden_size!r}")
     return int(hidden_size)

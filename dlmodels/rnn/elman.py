@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from dlmodels.nn import activations, initializers
-from dlmodels.rnn.cell import Cell, affine, check_size, make_cell
+from dlmodels.rnn.cell import Cell, affine, check_size, input_projection, make_cell
+from dlmodels.rnn.gates import sigmoid
+from dlmodels.validation import check_in_range, check_positive
 
 
 class RNNState(NamedTuple):
@@ -23,11 +25,17 @@ class JordanState(NamedTuple):
     y: jax.Array
 
 
-def _init_recurrent(key, input_size, hidden_size, n_feedback, w_init, w_h_init):
+def _init_recurrent(key, input_size, hidden_size, n_feedback, w_init, w_h_init, dtype):
     k_x, k_h = jax.random.split(key)
-    return {"w_x": initializers.get(w_init)(k_x, (input_size, hidden_size)),
-            "w_h": initializers.get(w_h_init)(k_h, (n_feedback, hidden_size)),
-            "b": jnp.zeros((hidden_size,))}
+    return {"w_x": initializers.get(w_init)(k_x, (input_size, hidden_size), dtype),
+            "w_h": initializers.get(w_h_init)(k_h, (n_feedback, hidden_size), dtype),
+            "b": jnp.zeros((hidden_size,), dtype)}
+
+
+def _init_output(key, params, hidden_size, output_size, w_init, dtype):
+    params["w_y"] = initializers.get(w_init)(key, (hidden_size, output_size), dtype)
+    params["b_y"] = jnp.zeros((output_size,), dtype)
+    return params
 
 
 def elman(hidden_size: int, *, output_size: int | None = None, activation="tanh",
@@ -42,16 +50,13 @@ def elman(hidden_size: int, *, output_size: int | None = None, activation="tanh"
     hidden_size = check_size(hidden_size)
     f = activations.get(activation)
 
-    def init(key, input_size):
+    def init(key, input_size, dtype=jnp.float32):
         k_r, k_y = jax.random.split(key)
-        params = _init_recurrent(k_r, input_size, hidden_size, hidden_size, w_init, w_h_init)
+        params = _init_recurrent(k_r, input_size, hidden_size, hidden_size, w_init, w_h_init,
+                                 dtype)
         if output_size:
-            params["w_y"] = initializers.get(w_init)(k_y, (hidden_size, output_size))
-            params["b_y"] = jnp.zeros((output_size,))
+            params = _init_output(k_y, params, hidden_size, output_size, w_init, dtype)
         return params
-
-    def project(params, x):
-        return affine(x, params["w_x"], params["b"])
 
     def output(params, carry):
         return affine(carry.h, params["w_y"], params["b_y"]) if output_size else carry.h
@@ -63,7 +68,8 @@ def elman(hidden_size: int, *, output_size: int | None = None, activation="tanh"
     def initial_carry(batch_size, dtype=jnp.float32):
         return RNNState(jnp.zeros((batch_size, hidden_size), dtype))
 
-    return make_cell(init, initial_carry, project, step, hidden_size, output_size, output)
+    return make_cell(init, initial_carry, input_projection("elman"), step, hidden_size,
+                     output_size, output)
 
 
 def jordan(hidden_size: int, output_size: int, *, activation="tanh", output_activation="tanh",
@@ -78,15 +84,11 @@ def jordan(hidden_size: int, output_size: int, *, activation="tanh", output_acti
     hidden_size, output_size = check_size(hidden_size), check_size(output_size, "output_size")
     f, g = activations.get(activation), activations.get(output_activation)
 
-    def init(key, input_size):
+    def init(key, input_size, dtype=jnp.float32):
         k_r, k_y = jax.random.split(key)
-        params = _init_recurrent(k_r, input_size, hidden_size, output_size, w_init, w_h_init)
-        params["w_y"] = initializers.get(w_init)(k_y, (hidden_size, output_size))
-        params["b_y"] = jnp.zeros((output_size,))
-        return params
-
-    def project(params, x):
-        return affine(x, params["w_x"], params["b"])
+        params = _init_recurrent(k_r, input_size, hidden_size, output_size, w_init, w_h_init,
+                                 dtype)
+        return _init_output(k_y, params, hidden_size, output_size, w_init, dtype)
 
     def step(params, carry, u):
         h = f(u + carry.y @ params["w_h"])
@@ -96,8 +98,8 @@ def jordan(hidden_size: int, output_size: int, *, activation="tanh", output_acti
     def initial_carry(batch_size, dtype=jnp.float32):
         return JordanState(jnp.zeros((batch_size, output_size), dtype))
 
-    return make_cell(init, initial_carry, project, step, hidden_size, output_size,
-                     lambda params, carry: carry.y)
+    return make_cell(init, initial_carry, input_projection("jordan"), step, hidden_size,
+                     output_size, lambda params, carry: carry.y)
 
 
 def leaky(hidden_size: int, *, alpha: float | None = 0.5, activation="tanh",
@@ -111,25 +113,24 @@ def leaky(hidden_size: int, *, alpha: float | None = 0.5, activation="tanh",
     Carry ``RNNState(h)``.
     """
     hidden_size = check_size(hidden_size)
-    if alpha is not None and not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    if alpha is not None:
+        check_positive("alpha", alpha)
+        check_in_range("alpha", alpha, 0.0, 1.0)
     f = activations.get(activation)
 
-    def init(key, input_size):
-        params = _init_recurrent(key, input_size, hidden_size, hidden_size, w_init, w_h_init)
+    def init(key, input_size, dtype=jnp.float32):
+        params = _init_recurrent(key, input_size, hidden_size, hidden_size, w_init, w_h_init,
+                                 dtype)
         if alpha is None:
-            params["alpha_logit"] = jnp.zeros((hidden_size,))
+            params["alpha_logit"] = jnp.zeros((hidden_size,), dtype)
         return params
 
-    def project(params, x):
-        return affine(x, params["w_x"], params["b"])
-
     def step(params, carry, u):
-        a = alpha if alpha is not None else jax.nn.sigmoid(params["alpha_logit"])[None, :]
+        a = alpha if alpha is not None else sigmoid(params["alpha_logit"])[None, :]
         h = (1.0 - a) * carry.h + a * f(u + carry.h @ params["w_h"])
         return RNNState(h), h
 
     def initial_carry(batch_size, dtype=jnp.float32):
         return RNNState(jnp.zeros((batch_size, hidden_size), dtype))
 
-    return make_cell(init, initial_carry, project, step, hidden_size)
+    return make_cell(init, initial_carry, input_projection("leaky"), step, hidden_size)

@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from dlmodels.nn import initializers
-from dlmodels.rnn.cell import Cell, affine, check_size, make_cell
-from dlmodels.rnn.fused import lstm_unroll
+from dlmodels.rnn.cell import Cell, check_size, input_projection, make_cell
+from dlmodels.rnn.fused import fused_lstm
+from dlmodels.rnn.gates import activate, lstm_activations, lstm_update, split_gates
 
 
 class LSTMState(NamedTuple):
@@ -20,12 +21,14 @@ class LSTMState(NamedTuple):
     c: jax.Array
 
 
-def _init_gates(key, input_size, hidden_size, n_gates, w_init, w_h_init):
+def init_gates(key, input_size, hidden_size, n_gates, w_init, w_h_init, dtype) -> dict:
+    """``{"w_x" [D, G*H], "w_h" [H, G*H], "b" [G*H] (zeros)}``; each gate's ``[H, H]`` block of
+    ``w_h`` drawn on its own (so an orthogonal ``w_h_init`` makes each block orthogonal)."""
     k_x, k_h = jax.random.split(key)
-    w_h = jnp.concatenate([initializers.get(w_h_init)(k, (hidden_size, hidden_size))
+    w_h = jnp.concatenate([initializers.get(w_h_init)(k, (hidden_size, hidden_size), dtype)
                            for k in jax.random.split(k_h, n_gates)], axis=1)
-    return {"w_x": initializers.get(w_init)(k_x, (input_size, n_gates * hidden_size)),
-            "w_h": w_h, "b": jnp.zeros((n_gates * hidden_size,))}
+    return {"w_x": initializers.get(w_init)(k_x, (input_size, n_gates * hidden_size), dtype),
+            "w_h": w_h, "b": jnp.zeros((n_gates * hidden_size,), dtype)}
 
 
 def _initial_carry(hidden_size):
@@ -48,27 +51,23 @@ def lstm(hidden_size: int, *, forget_bias: float = 1.0, w_init="glorot_uniform",
     the order (i, f, g, o) as in PyTorch. The forget-gate bias starts at ``forget_bias`` (+1 by
     default: Gers et al. 2000; Jozefowicz, Zaremba & Sutskever 2015), stored in ``b``, so params
     describe the function completely. Carry ``LSTMState(h, c)``; output ``y_t = h_t``.
-    ``unroll`` runs it through :func:`dlmodels.rnn.fused.lstm_unroll` (``cell.fused``).
+    ``unroll`` runs it through :func:`dlmodels.rnn.fused.fused_lstm` (``cell.fused``); both
+    paths compute the gates with :mod:`dlmodels.rnn.gates`.
     """
     hidden_size = check_size(hidden_size)
     H = hidden_size
 
-    def init(key, input_size):
-        params = _init_gates(key, input_size, H, 4, w_init, w_h_init)
+    def init(key, input_size, dtype=jnp.float32):
+        params = init_gates(key, input_size, H, 4, w_init, w_h_init, dtype)
         params["b"] = params["b"].at[H:2 * H].set(forget_bias)
         return params
 
-    def project(params, x):
-        return affine(x, params["w_x"], params["b"])
-
     def step(params, carry, u):
-        z = u + carry.h @ params["w_h"]
-        i, f, g, o = jnp.split(z, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        h, c = lstm_update(lstm_activations(u + carry.h @ params["w_h"]), carry.c)
         return LSTMState(h, c), h
 
-    return make_cell(init, _initial_carry(H), project, step, H, fused=lstm_unroll)
+    return make_cell(init, _initial_carry(H), input_projection("lstm"), step, H,
+                     fused=fused_lstm)
 
 
 def lstm_no_forget(hidden_size: int, *, w_init="glorot_uniform", w_h_init="orthogonal") -> Cell:
@@ -84,20 +83,16 @@ def lstm_no_forget(hidden_size: int, *, w_init="glorot_uniform", w_h_init="ortho
     hidden_size = check_size(hidden_size)
     H = hidden_size
 
-    def init(key, input_size):
-        return _init_gates(key, input_size, H, 3, w_init, w_h_init)
-
-    def project(params, x):
-        return affine(x, params["w_x"], params["b"])
+    def init(key, input_size, dtype=jnp.float32):
+        return init_gates(key, input_size, H, 3, w_init, w_h_init, dtype)
 
     def step(params, carry, u):
-        z = u + carry.h @ params["w_h"]
-        i, g, o = jnp.split(z, 3, axis=-1)
-        c = carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        i, g, o = split_gates(activate(u + carry.h @ params["w_h"], 3, tanh_gate=1), 3)
+        c = carry.c + i * g
+        h = o * jnp.tanh(c)
         return LSTMState(h, c), h
 
-    return make_cell(init, _initial_carry(H), project, step, H)
+    return make_cell(init, _initial_carry(H), input_projection("lstm_no_forget"), step, H)
 
 
 def peephole_lstm(hidden_size: int, *, forget_bias: float = 1.0, diagonal: bool = False,
@@ -114,25 +109,23 @@ def peephole_lstm(hidden_size: int, *, forget_bias: float = 1.0, diagonal: bool 
     H = hidden_size
     base = lstm(H, forget_bias=forget_bias, w_init=w_init, w_h_init=w_h_init)
 
-    def init(key, input_size):
+    def init(key, input_size, dtype=jnp.float32):
         k_base, k_c = jax.random.split(key)
-        params = base.init(k_base, input_size)
+        params = base.init(k_base, input_size, dtype)
         if diagonal:
-            params["w_c"] = jnp.zeros((3 * H,))
+            params["w_c"] = jnp.zeros((3 * H,), dtype)
         else:
-            params["w_c"] = initializers.get(w_init)(k_c, (H, 3 * H))
+            params["w_c"] = initializers.get(w_init)(k_c, (H, 3 * H), dtype)
         return params
 
     def step(params, carry, u):
-        z = u + carry.h @ params["w_h"]
-        i, f, g, o = jnp.split(z, 4, axis=-1)
         if diagonal:
             peep = jnp.tile(carry.c, (1, 3)) * params["w_c"][None, :]
         else:
             peep = carry.c @ params["w_c"]
-        p_i, p_f, p_o = jnp.split(peep, 3, axis=-1)
-        c = jax.nn.sigmoid(f + p_f) * carry.c + jax.nn.sigmoid(i + p_i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o + p_o) * jnp.tanh(c)
+        p_i, p_f, p_o = split_gates(peep, 3)                    # g has no peephole
+        peep = jnp.concatenate([p_i, p_f, jnp.zeros_like(p_i), p_o], -1)
+        h, c = lstm_update(lstm_activations(u + carry.h @ params["w_h"] + peep), carry.c)
         return LSTMState(h, c), h
 
-    return make_cell(init, _initial_carry(H), base.project, step, H)
+    return make_cell(init, _initial_carry(H), input_projection("peephole_lstm"), step, H)

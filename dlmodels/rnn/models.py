@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import chex
 import jax
 import jax.numpy as jnp
 
 from dlmodels.model import Model
 from dlmodels.nn import dense
 from dlmodels.rnn.cell import Cell
-from dlmodels.rnn.unroll import bidirectional as run_bidirectional
-from dlmodels.rnn.unroll import last_valid, unroll
+from dlmodels.rnn.unroll import last_valid, stacked
+from dlmodels.validation import check_choice, check_shape
 
 
 def sequence_model(cells: Cell | Sequence[Cell], input_size: int, output_size: int | None, *,
                    head: str = "last", bidirectional: bool = False, **unroll_kwargs) -> Model:
-    """``Model(init, apply)`` for ``apply(params, xs, *, lengths=None, key=None, train=False)``.
+    """``Model(init, apply)`` for ``apply(params, xs, *, lengths=None, key=None, train=False)``
+    and ``init(key, dtype=float32)``.
 
     ``cells``: one cell, or one per layer (a deep RNN). With ``bidirectional``, each layer has a
     forward and a backward copy of its cell and passes ``[y_fwd, y_bwd]`` up. ``head``:
@@ -26,46 +26,40 @@ def sequence_model(cells: Cell | Sequence[Cell], input_size: int, output_size: i
     valid step (for a bidirectional top layer, ``[y_fwd at L-1, y_bwd at 0]``); ``"per_step"``:
     ``[B, T, output_size]``, exactly zero at padded steps; ``"none"``: the top layer's outputs.
     ``output_size=None`` means no dense head. ``xs [B, T, input_size]``; ``unroll_kwargs`` go to
-    ``unroll`` (e.g. ``remat``, ``truncate``).
+    ``unroll`` (e.g. ``remat``, ``truncate``). The layers run through
+    :func:`dlmodels.rnn.stacked`. An input that is not ``[B, T, input_size]`` raises
+    :class:`dlmodels.validation.ShapeError`.
 
     Params: ``{"rnn": {"layer_0": ..., }, "head": {"w", "b"}}`` (bidirectional layers hold
     ``{"forward", "backward"}``).
     """
     cells = [cells] if isinstance(cells, Cell) else list(cells)
-    if head not in ("last", "per_step", "none"):
-        raise ValueError(f"head must be 'last', 'per_step' or 'none', got {head!r}")
+    check_choice("head", head, ("last", "per_step", "none"))
     sizes = [input_size]
     for cell in cells:
         sizes.append(cell.output_size * (2 if bidirectional else 1))
     readout = dense(sizes[-1], output_size) if output_size else None
 
-    def init(key):
+    def init(key, dtype=jnp.float32):
         keys = jax.random.split(key, len(cells) + 1)
         rnn = {}
         for l, (cell, k) in enumerate(zip(cells, keys)):
             if bidirectional:
                 k_f, k_b = jax.random.split(k)
-                rnn[f"layer_{l}"] = {"forward": cell.init(k_f, sizes[l]),
-                                     "backward": cell.init(k_b, sizes[l])}
+                rnn[f"layer_{l}"] = {"forward": cell.init(k_f, sizes[l], dtype),
+                                     "backward": cell.init(k_b, sizes[l], dtype)}
             else:
-                rnn[f"layer_{l}"] = cell.init(k, sizes[l])
+                rnn[f"layer_{l}"] = cell.init(k, sizes[l], dtype)
         params = {"rnn": rnn}
         if readout is not None:
-            params["head"] = readout.init(keys[-1])
+            params["head"] = readout.init(keys[-1], dtype)
         return params
 
     def apply(params, xs, *, lengths=None, key=None, train=False):
         del key, train
-        chex.assert_rank(xs, 3, custom_message=f"expected input [B, T, {input_size}], got {xs.shape}")
-        chex.assert_axis_dimension(xs, 2, input_size,
-                                   custom_message=f"expected input [B, T, {input_size}], got {xs.shape}")
-        ys = xs
-        for l, cell in enumerate(cells):
-            p = params["rnn"][f"layer_{l}"]
-            if bidirectional:
-                ys, _ = run_bidirectional(cell, cell, p, ys, lengths=lengths, **unroll_kwargs)
-            else:
-                ys, _ = unroll(cell, p, ys, lengths=lengths, **unroll_kwargs)
+        check_shape(xs, (None, None, input_size), "sequence_model: input [B, T, input_size]")
+        ys, _ = stacked(cells, params["rnn"], xs, lengths=lengths, bidirectional=bidirectional,
+                        **unroll_kwargs)
         if head == "last":
             if bidirectional:
                 O = cells[-1].output_size

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Sequence
 
-import chex
 import jax
 import jax.numpy as jnp
 
 from dlmodels.rnn.cell import Cell
+from dlmodels.validation import check_rank, check_shape
 
 
 def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
@@ -27,7 +27,7 @@ def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
 
 def unroll(cell: Cell, params, xs: jax.Array, *, lengths: jax.Array | None = None,
            reverse: bool = False, initial_carry: Any = None, time_major: bool = False,
-           truncate: int = 0, remat: bool = False, unroll_steps: int = 1):
+           truncate: int = 0, remat: bool = False, steps_per_iteration: int = 1):
     """Run ``cell`` over a batch of sequences: ``(ys, final_carry)``.
 
     ``xs``: ``[B, T, D]`` (``[T, B, D]`` with ``time_major``); ``ys``: ``[B, T, O]`` in the same
@@ -40,23 +40,26 @@ def unroll(cell: Cell, params, xs: jax.Array, *, lengths: jax.Array | None = Non
       returned at their original positions.
     - ``truncate = k > 0``: truncated BPTT, the gradient is stopped on the carry every k steps.
     - ``remat``: rematerialise each step in the backward pass (memory O(T) carries instead of all
-      step intermediates); ``unroll_steps``: steps per scan iteration (``lax.scan(unroll=...)``).
+      step intermediates); ``steps_per_iteration``: steps per iteration of the compiled loop
+      (``lax.scan(unroll=...)``).
 
     Fast path: a cell with ``cell.fused`` (the LSTM and the GRU, :mod:`dlmodels.rnn.fused`) runs
     through it, with its hand-written backward pass, whenever ``truncate == 0`` and params,
     carry and ``xs`` share one floating dtype: with or without ``lengths``, ``reverse``,
     ``remat`` (there: chunks recomputed in the backward pass, nothing stored per step but the
-    outputs), in either layout; ``unroll_steps`` only unrolls its rematerialised chunks. Otherwise,
+    outputs), in either layout; ``steps_per_iteration`` applies to its rematerialised chunks
+    only. Otherwise,
     and for every other cell, the generic path: ``lax.scan`` of ``cell.step`` after
     ``cell.project``, and autodiff. ``unroll(cell._replace(fused=None), ...)`` forces the generic
     path; forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``) needs it, since the fused path is a
-    ``jax.custom_vjp``.
+    ``jax.custom_vjp``. A wrong rank of ``xs``, size of ``lengths`` or input size (checked by
+    ``cell.project`` and ``cell.fused``) raises :class:`dlmodels.validation.ShapeError`.
     """
-    chex.assert_rank(xs, 3, custom_message="unroll: xs must be [B, T, D] (or [T, B, D])")
+    check_rank(xs, 3, "unroll: xs [B, T, D] (or [T, B, D] with time_major)")
     T, B = xs.shape[:2] if time_major else xs.shape[1::-1]
     if lengths is not None:
         lengths = jnp.asarray(lengths)
-        chex.assert_shape(lengths, (B,), custom_message=f"unroll: lengths must be [{B}]")
+        check_shape(lengths, (B,), "unroll: lengths [B]")
         if not jnp.issubdtype(lengths.dtype, jnp.integer):
             raise TypeError(f"unroll: lengths must be integers, got {lengths.dtype}")
     if truncate < 0:
@@ -64,7 +67,8 @@ def unroll(cell: Cell, params, xs: jax.Array, *, lengths: jax.Array | None = Non
     carry = cell.initial_carry(B, xs.dtype) if initial_carry is None else initial_carry
     if cell.fused is not None and not truncate and _fusable(params, xs, carry):
         return cell.fused(params, xs, carry, lengths=lengths, reverse=reverse,
-                          time_major=time_major, remat=remat, unroll_steps=unroll_steps)
+                          time_major=time_major, remat=remat,
+                          steps_per_iteration=steps_per_iteration)
     xs_t = xs if time_major else jnp.swapaxes(xs, 0, 1)         # [T, B, D]
     if reverse:
         xs_t = reverse_padded(xs_t, lengths)
@@ -84,7 +88,7 @@ def unroll(cell: Cell, params, xs: jax.Array, *, lengths: jax.Array | None = Non
 
     if remat:
         body = jax.checkpoint(body)
-    carry, ys = jax.lax.scan(body, carry, (us, jnp.arange(T)), unroll=unroll_steps)
+    carry, ys = jax.lax.scan(body, carry, (us, jnp.arange(T)), unroll=steps_per_iteration)
     if reverse:
         ys = reverse_padded(ys, lengths)
     return (ys if time_major else jnp.swapaxes(ys, 0, 1)), carry
@@ -125,8 +129,8 @@ def time_skip(cell: Cell, k: int) -> Cell:
         raise ValueError(f"time_skip needs k >= 1, got {k}")
     O = cell.output_size
 
-    def init(key, input_size):
-        return cell.init(key, input_size + O)
+    def init(key, input_size, dtype=jnp.float32):
+        return cell.init(key, input_size + O, dtype)
 
     def project(params, x):
         return x
@@ -147,14 +151,24 @@ def time_skip(cell: Cell, k: int) -> Cell:
                 lambda params, carry: carry.history[-1])
 
 
-def stacked(cells: Sequence[Cell], params, xs: jax.Array, *, lengths=None, **kwargs):
+def stacked(cells: Sequence[Cell], params, xs: jax.Array, *, lengths=None,
+            bidirectional: bool = False, **kwargs):
     """A deep RNN: layer l runs over the output sequence of layer l - 1 (Graves, Mohamed & Hinton
-    2013). ``params = {"layer_0": ..., ...}``. Returns ``(ys of the top layer, [final carries])``."""
+    2013). ``params = {"layer_0": ..., ...}``; with ``bidirectional``, each layer is
+    ``bidirectional(cell, cell, {"forward": ..., "backward": ...}, ...)`` and passes
+    ``[y_fwd, y_bwd]`` up (Graves, Jaitly & Mohamed 2013). ``kwargs`` go to ``unroll``. Returns
+    ``(ys of the top layer, [final carries])``."""
     carries = []
     for l, cell in enumerate(cells):
-        xs, carry = unroll(cell, params[f"layer_{l}"], xs, lengths=lengths, **kwargs)
+        xs, carry = _layer(cell, params[f"layer_{l}"], xs, bidirectional, lengths=lengths,
+                           **kwargs)
         carries.append(carry)
     return xs, carries
+
+
+def _layer(cell: Cell, params, xs, two_way: bool, **kwargs):
+    return bidirectional(cell, cell, params, xs, **kwargs) if two_way else unroll(
+        cell, params, xs, **kwargs)
 
 
 def last_valid(ys: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
