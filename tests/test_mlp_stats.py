@@ -105,7 +105,7 @@ def test_preactivation_gradients_equal_numpy_delta_rule(activation, loss_name, x
         np.testing.assert_allclose(grads[name]["w"], ref, rtol=1e-10, atol=1e-14)
 
     stats = jax.jit(functools.partial(mlp_stats.backprop_statistics, model.apply,
-                                      loss_fn=jax_loss))(params, x, y)
+                                      output_loss=jax_loss))(params, x, y)
     np.testing.assert_allclose(stats["preact_grad_norm"], [np.linalg.norm(d) for d in deltas],
                                rtol=1e-10)
     np.testing.assert_allclose(stats["preact_grad_var"], [d.var() for d in deltas], rtol=1e-9,

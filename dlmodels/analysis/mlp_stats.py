@@ -95,10 +95,11 @@ def layer_statistics(model_apply: Callable, params: dict, x: jax.Array, *,
                                  percentiles=percentiles)
 
 
-def gradients(model_apply: Callable, params: dict, x: jax.Array, y, loss_fn: Callable):
+def gradients(model_apply: Callable, params: dict, x: jax.Array, y, output_loss: Callable):
     """The loss and its exact gradients w.r.t. the weights and w.r.t. every layer's pre-activations.
 
-    ``loss_fn(outputs [B, n_out], y) -> scalar``: any loss of the batch's outputs. Returns
+    ``output_loss(outputs [B, n_out], y) -> scalar``: any loss of the batch's outputs (a function
+    of the model's outputs, not the trainer's ``loss_fn(params, batch, key)``). Returns
     ``(loss, param_grads, preact_grads)``: ``param_grads`` has the structure of ``params``;
     ``preact_grads = [dL/da_1, ..., dL/da_{L+1}]``, each ``[B, n_l]`` (the last is the output
     layer's), the back-propagated "deltas".
@@ -118,13 +119,14 @@ def gradients(model_apply: Callable, params: dict, x: jax.Array, y, loss_fn: Cal
 
     def total(p, offset):
         outputs = jax.vmap(forward_one, in_axes=(None, 0, 0))(p, offset, x)  # (B, n_out)
-        return loss_fn(outputs, y)
+        return output_loss(outputs, y)
 
     loss, (param_grads, offset_grads) = jax.value_and_grad(total, argnums=(0, 1))(params, offsets)
     return loss, param_grads, [offset_grads[n] for n in names]
 
 
-def backprop_statistics(model_apply: Callable, params: dict, x: jax.Array, y, loss_fn: Callable, *,
+def backprop_statistics(model_apply: Callable, params: dict, x: jax.Array, y,
+                        output_loss: Callable, *,
                         percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict:
     """Per-layer statistics of the back-propagated gradients (Glorot & Bengio 2010, section 4.2).
 
@@ -137,10 +139,10 @@ def backprop_statistics(model_apply: Callable, params: dict, x: jax.Array, y, lo
       ``dL/dW_l`` (the paper's ``Var[dCost/dw^l]``), ``bias_grad_norm``.
 
     Arrays have a leading axis of L+1 layers; ``loss`` is the scalar loss.
-    ``loss_fn(outputs, y) -> scalar``, e.g.
+    ``output_loss(outputs, y) -> scalar``, as in `gradients`, e.g.
     ``lambda z, y: losses.softmax_cross_entropy(z, y).mean()``.
     """
-    loss, param_grads, deltas = gradients(model_apply, params, x, y, loss_fn)
+    loss, param_grads, deltas = gradients(model_apply, params, x, y, output_loss)
     levels = jnp.asarray(percentiles, dtype=float)
     names = layer_names(params)
     w = [param_grads[n]["w"] for n in names]

