@@ -1,22 +1,38 @@
-"""Deep (stacked) autoencoders: greedy layer-wise pretraining, unrolling, fine-tuning.
+"""Deep (stacked) autoencoders: greedy layer-wise pretraining, unfolding, fine-tuning.
 
 Hinton & Salakhutdinov (2006) pretrain a stack of RBMs n_0-n_1-...-n_L (the top one with linear,
-Gaussian-noise hidden units for a real-valued code), then *unroll* it into an encoder
+Gaussian-noise hidden units for a real-valued code), then *unfold* it into an encoder
 x -> h_1 -> ... -> h_L (the RBMs' weights W_l and hidden biases c_l) and a decoder
 h_L -> ... -> r (the transposed weights W_l^T and visible biases b_l, top first), and fine-tune
 the whole 2L-layer net by backpropagating the reconstruction error. Stacked (denoising)
 autoencoders (Bengio et al. 2007; Vincent et al. 2010) pretrain each layer as a (denoising)
 autoencoder with tied weights on the codes of the layer below instead.
 
+``pretrain`` is the one greedy layer-wise path, for deep belief nets (``dlmodels.energy.dbn.
+pretrain`` calls it with ``method="rbm"``) and (denoising) autoencoder stacks alike: each layer l
+of ``layer_sizes = (n_0, ..., n_L)`` is trained on the codes of the trained layers below (the
+hidden probabilities; the data for the first) through ``dlmodels.train.fit`` (checkpoints and
+exact resume in ``run_dir/layer_<l>``, the non-finite guard):
+
+- ``"rbm"``: an RBM trained by CD-k / PCD (Hinton, Osindero & Teh 2006; Hinton & Salakhutdinov
+  2006), :func:`dlmodels.energy.rbm.train`;
+- ``"ae"`` / ``"dae"``: an autoencoder with tied weights and a sigmoid decoder, plain or denoising
+  (Bengio et al. 2007; Vincent et al. 2010), :func:`dlmodels.autoencoders.objective`.
+
 A pretrained stack is a list of layers bottom first, each ``{"w": [n_{l-1}, n_l], "b_visible":
-[n_{l-1}], "b_hidden": [n_l]}`` (RBM params; for an autoencoder layer, ``b_hidden`` is the encoder
-bias and ``b_visible`` the decoder bias). ``dlmodels.energy.dbn.to_mlp_params(layers, key,
-n_classes)`` turns the same list into a classifier's initial params (the encoder as a feature
+[n_{l-1}], "b_hidden": [n_l]}`` (RBM params, plus ``"sigma"`` for a Gaussian visible first layer;
+for an autoencoder layer ``b_hidden`` is the encoder bias and ``b_visible`` the decoder bias).
+One callback signature for every method: ``callback(layer, record)`` after each history entry of
+each layer, ``record`` being the entry (``epoch``, ``step``, ``train_loss``, ``eval_...``).
+``unfold`` turns the stack into a deep autoencoder's params; ``dlmodels.energy.dbn.
+to_mlp_params(layers, key, n_classes)`` into a classifier's (the encoder as a feature
 extractor, fine-tuned with a new softmax layer).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Callable, Sequence
 
 import jax
@@ -24,11 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dlmodels import validation
 from dlmodels.autoencoders.objective import objective
 from dlmodels.autoencoders.shallow import autoencoder
-from dlmodels.energy import dbn, rbm, training
+from dlmodels.energy import rbm
 from dlmodels.mlp import mlp
 from dlmodels.model import Model
+from dlmodels.train import TrainConfig, fit
 
 METHODS = ("rbm", "ae", "dae")
 
@@ -65,16 +83,17 @@ def deep_autoencoder(layer_sizes: Sequence[int], *, hidden: str = "sigmoid", cod
     return Model(init, apply)
 
 
-def unroll(layers: Sequence[dict]) -> dict:
-    """The params of ``deep_autoencoder((n_0, ..., n_L))`` from a pretrained stack: encoder layer l
-    = (W_l, c_l), decoder layer L - 1 - l = (W_l^T, b_l) (Hinton & Salakhutdinov 2006, fig. 1)."""
+def unfold(layers: Sequence[dict]) -> dict:
+    """Unfold a pretrained stack into the params of ``deep_autoencoder((n_0, ..., n_L))``: encoder
+    layer l = (W_l, c_l), decoder layer L - 1 - l = (W_l^T, b_l) (Hinton & Salakhutdinov 2006,
+    fig. 1, "unrolling")."""
     if not layers:
-        raise ValueError("unroll needs at least one pretrained layer")
+        raise ValueError("unfold needs at least one pretrained layer")
     for i, (below, above) in enumerate(zip(layers[:-1], layers[1:])):
         if below["w"].shape[1] != above["w"].shape[0]:
             raise ValueError(f"layer {i} has {below['w'].shape[1]} outputs but layer {i + 1} "
                              f"expects {above['w'].shape[0]} inputs")
-    if rbm.is_gaussian(layers[0]):
+    if "sigma" in layers[0]:
         raise ValueError("a Gaussian visible layer scales its inputs by 1/sigma; standardise the "
                          "data and keep sigma = 1, or pretrain with Bernoulli visible units")
     n = len(layers)
@@ -94,77 +113,92 @@ def _per_layer(value, n: int, name: str) -> list:
     return values
 
 
+def layer_seed(key: jax.Array, layer: int) -> int:
+    """The seed of layer ``layer``'s training run: an int drawn from ``fold_in(key, layer)``."""
+    return int(jax.random.randint(jax.random.fold_in(key, layer), (), 0, 2 ** 30))
+
+
 def pretrain(key: jax.Array, data, layer_sizes: Sequence[int], *, method: str = "rbm",
-             code: str = "sigmoid", epochs: int | Sequence[int] = 10, batch_size: int = 100,
-             rbm_configs: training.RBMTrainConfig | Sequence[training.RBMTrainConfig] | None = None,
+             code: str = "sigmoid", visible: str = "bernoulli",
+             epochs: int | Sequence[int] = 10, batch_size: int = 100,
+             rbm_configs: rbm.RBMTrainConfig | Sequence[rbm.RBMTrainConfig] | None = None,
+             base_rate_init: bool = True, init_std: float = 0.01,
              optimizer: optax.GradientTransformation | None = None,
              corruption: str = "mask", level: float | Sequence[float] = 0.25,
-             reconstruction: str = "cross_entropy", callback: Callable | None = None
+             reconstruction: str = "cross_entropy", run_dir: str | None = None,
+             resume: bool = False, callback: Callable[[int, dict], None] | None = None
              ) -> tuple[list[dict], list[list[dict]]]:
-    """Greedy layer-wise pretraining of ``layer_sizes = (n_0, ..., n_L)`` on ``data [N, n_0]`` in
-    [0, 1]; each layer is trained on the codes (hidden probabilities) of the trained layers below.
+    """Greedy layer-wise pretraining of ``layer_sizes = (n_0, ..., n_L)`` on ``data [N, n_0]``.
 
-    ``method``: ``"rbm"`` (CD, via ``dlmodels.energy.dbn.pretrain``; ``rbm_configs``, default
-    ``RBMTrainConfig(epochs, batch_size)``), ``"ae"`` (autoencoders with tied weights, sigmoid
-    decoder, ``reconstruction`` error) or ``"dae"`` (the same, denoising: inputs corrupted by
-    ``corruption`` at ``level``, one value or one per layer). ``code``: the top layer's units,
-    ``"sigmoid"`` or ``"identity"`` (linear; for RBMs, Gaussian hidden units with unit variance).
-    ``optimizer`` (autoencoder layers): default Adam 1e-3. ``callback(layer, epoch, record)``.
-    Returns ``(layers, histories)``: the stack (see the module docstring), one history per layer.
+    ``method``: ``"rbm"``, ``"ae"`` or ``"dae"`` (module docstring). ``code``: the top layer's
+    units, ``"sigmoid"`` or ``"identity"`` (linear; for RBMs, Gaussian hidden units with unit
+    variance, the code layer of Hinton & Salakhutdinov 2006). ``visible``: the first RBM's visible
+    units (``"gaussian"`` for standardised real data; the others are binary); data must be in
+    [0, 1] otherwise. RBMs: ``rbm_configs`` (one ``RBMTrainConfig`` or one per layer; default
+    ``RBMTrainConfig(epochs, batch_size)``; their ``seed`` and ``data_seed`` are replaced by
+    :func:`layer_seed` and the layer index), weights ~ N(0, ``init_std``^2) and, with
+    ``base_rate_init``, binary visible biases at log p_i / (1 - p_i) of the layer's data.
+    Autoencoders: ``epochs``, ``batch_size``, ``optimizer`` (default Adam 1e-3), ``reconstruction``
+    error, denoising by ``corruption`` at ``level`` (one value or one per layer).
+    ``run_dir``: layer l trains in ``run_dir/layer_<l>`` (``resume=True`` continues there).
+    ``callback(layer, record)`` after each history entry. Returns ``(layers, histories)``.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if code not in ("sigmoid", "identity"):
-        raise ValueError(f"code must be 'sigmoid' or 'identity', got {code!r}")
+    validation.check_choice("pretrain: method", method, METHODS)
+    validation.check_choice("pretrain: code", code, ("sigmoid", "identity"))
+    validation.check_choice("pretrain: visible", visible, rbm.UNITS)
     sizes = [int(n) for n in layer_sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"layer_sizes needs at least 2 positive sizes, got {tuple(layer_sizes)}")
     n_layers = len(sizes) - 1
     x = np.asarray(data, np.float32)
-    if x.ndim != 2 or x.shape[1] != sizes[0]:
-        raise ValueError(f"data must have shape [N, {sizes[0]}], got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("data contains NaN or inf")
-    if x.min() < 0.0 or x.max() > 1.0:
+    validation.check_shape(x, (None, sizes[0]), "pretrain: data [N, n_0]")
+    validation.check_finite("pretrain: data", x)
+    if visible == "gaussian" and method != "rbm":
+        raise ValueError("Gaussian visible units are an RBM's; autoencoder layers reconstruct "
+                         "through a sigmoid decoder")
+    if visible == "bernoulli" and (x.min() < 0.0 or x.max() > 1.0):
         raise ValueError("pretraining needs data in [0, 1] (binary units / sigmoid reconstructions)")
     epochs = _per_layer(epochs, n_layers, "epochs")
-
     if method == "rbm":
         if rbm_configs is None:
-            rbm_configs = [training.RBMTrainConfig(epochs=e, batch_size=batch_size) for e in epochs]
-        forward = None if callback is None else (
-            lambda layer, epoch, params, record: callback(layer, epoch, record))
-        return dbn.pretrain(key, x, sizes, rbm_configs,
-                            top_hidden="gaussian" if code == "identity" else "bernoulli",
-                            callback=forward)
-
-    from dlmodels.train import TrainConfig, fit
-
+            rbm_configs = [rbm.RBMTrainConfig(epochs=e, batch_size=batch_size) for e in epochs]
+        configs = _per_layer(rbm_configs, n_layers, "rbm_configs")
     levels = _per_layer(level, n_layers, "level")
     optimizer = optimizer or optax.adam(1e-3)
+
     layers, histories = [], []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         top = i == n_layers - 1
-        model = autoencoder(n_in, n_out, encoder=code if top else "sigmoid", decoder="sigmoid",
-                            tied=True)
-        loss_fn, eval_fn = objective(model.apply, reconstruction=reconstruction,
-                                     corruption=corruption if method == "dae" else None,
-                                     level=levels[i] if method == "dae" else 0.0)
-        k_layer = jax.random.fold_in(key, i)
-        result = fit(model.init, loss_fn, optimizer, x,
-                     TrainConfig(epochs=epochs[i], batch_size=batch_size,
-                                 seed=int(jax.random.randint(k_layer, (), 0, 2 ** 30)),
-                                 data_seed=i, progress=False),
-                     eval_fn=eval_fn, eval_data=x[:1000])
-        p = result.state.params
-        layers.append({"w": p["encoder"]["w"], "b_visible": p["decoder"]["b"],
-                       "b_hidden": p["encoder"]["b"]})
+        layer_dir = None if run_dir is None else os.path.join(run_dir, f"layer_{i}")
+        kind = visible if i == 0 else "bernoulli"
+        if method == "rbm":
+            model = rbm.rbm(n_in, n_out, visible=kind,
+                            hidden="gaussian" if top and code == "identity" else "bernoulli")
+            bias = rbm.base_rate_bias(x) if base_rate_init and kind == "bernoulli" else None
+            config = dataclasses.replace(configs[i], seed=layer_seed(key, i), data_seed=i)
+            result = rbm.train(model, x, config, run_dir=layer_dir, resume=resume,
+                               init_fn=lambda k, model=model, bias=bias: model.init(
+                                   k, std=init_std, b_visible=bias))
+            params = result.state.params
+        else:
+            ae_model = autoencoder(n_in, n_out, encoder=code if top else "sigmoid",
+                                   decoder="sigmoid", tied=True)
+            loss_fn, eval_fn = objective(ae_model.apply, reconstruction=reconstruction,
+                                         corruption=corruption if method == "dae" else None,
+                                         level=levels[i] if method == "dae" else 0.0)
+            result = fit(ae_model.init, loss_fn, optimizer, x,
+                         TrainConfig(epochs=epochs[i], batch_size=batch_size,
+                                     seed=layer_seed(key, i), data_seed=i, progress=False),
+                         eval_fn=eval_fn, eval_data=x[:1000], run_dir=layer_dir, resume=resume)
+            p = result.state.params
+            params = {"w": p["encoder"]["w"], "b_visible": p["decoder"]["b"],
+                      "b_hidden": p["encoder"]["b"]}
+            model = rbm.rbm(n_in, n_out)   # its p(h | v) = sigmoid(x W + c) is the encoder
+        layers.append(params)
         histories.append(result.history)
         if callback is not None:
             for record in result.history:
-                callback(i, record["epoch"], record)
+                callback(i, record)
         if not top:
-            encode = jax.jit(lambda p, v: jax.nn.sigmoid(v @ p["w"] + p["b_hidden"][None, :]))
-            x = np.concatenate([np.asarray(encode(layers[-1], jnp.asarray(x[j:j + 10000])))
-                                for j in range(0, len(x), 10000)])
+            x = rbm.hidden_probabilities(model, params, x)
     return layers, histories
