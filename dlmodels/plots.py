@@ -1,27 +1,35 @@
-"""PNG plots of training curves (matplotlib, Agg backend: no display needed)."""
+"""PNG plots of training curves and layer statistics.
+
+Every figure is a ``matplotlib.figure.Figure`` drawn on its own Agg canvas, outside pyplot: no
+display is needed, the caller's backend (``matplotlib.get_backend()``) is never changed, and no
+figure is left registered with pyplot.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Sequence
 
+import matplotlib
 
-def _pyplot():
-    import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+def _panels(n: int, width: float, height: float, **subplots):
+    """A figure of ``n`` panels side by side (each ``width`` x ``height`` inches) on its own Agg
+    canvas: ``(fig, axes [1, n])``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=(width * n, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, n, squeeze=False, **subplots)
 
 
 def _save(fig, path: str | os.PathLike, title: str = "") -> str:
-    """Title, lay out, write the PNG and free the figure; returns the path."""
+    """Title, lay out and write the PNG; returns the path."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
     return os.fspath(path)
 
 
@@ -31,8 +39,7 @@ def training_curves(histories: dict[str, list[dict]], path: str | os.PathLike, *
     list-valued entries (K vmapped runs) are drawn as their mean with a min-max band."""
     import numpy as np
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
+    fig, axes = _panels(len(keys), 5.0, 3.6)
     for ax, key in zip(axes[0], keys):
         for label, history in histories.items():
             rows = [h for h in history if key in h]
@@ -74,13 +81,11 @@ def plot_layer_histograms(panels, path: str | os.PathLike, *, bins: int = 60,
     if value_range is None:
         flat = [np.asarray(v, np.float64).ravel() for layers in panels.values() for v in layers]
         value_range = (min(a.min() for a in flat), max(a.max() for a in flat))
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False,
-                             sharey=True)
+    fig, axes = _panels(len(panels), 4.6, 3.6, sharey=True)
     for ax, (name, layers) in zip(axes[0], panels.items()):
         counts, edges = histograms(layers, bins, value_range=value_range, density=density)
         centres = 0.5 * (edges[:-1] + edges[1:])
-        colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(counts)))
+        colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(counts)))
         for i, (row, colour) in enumerate(zip(counts, colours)):
             ax.plot(centres, row, color=colour, lw=1.4, label=layer_label.format(i + 1))
         if log_y:
@@ -106,13 +111,11 @@ def plot_layer_curves(panels: dict, path: str | os.PathLike, *, ylabel: str = "v
     """
     import numpy as np
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False,
-                             sharey=True)
+    fig, axes = _panels(len(panels), 5.2, 3.8, sharey=True)
     for ax, (name, panel) in zip(axes[0], panels.items()):
         steps = np.asarray(panel["steps"])
         values = np.asarray(panel["values"], dtype=float)
-        colours = plt.cm.viridis(np.linspace(0.0, 0.9, values.shape[1]))
+        colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, values.shape[1]))
         for l, colour in enumerate(colours):
             label = layer_label.format(l + 1) + (f" {line_label}" if line_label else "")
             ax.plot(steps, values[:, l], color=colour, lw=1.4, label=label)
@@ -143,8 +146,7 @@ def plot_per_layer(panels: dict, path: str | os.PathLike, *, ylabel: str = "valu
     """
     import numpy as np
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), squeeze=False)
+    fig, axes = _panels(len(panels), 5.0, 3.8)
     for ax, (name, series) in zip(axes[0], panels.items()):
         for label, values in series.items():
             values = np.asarray(values, dtype=float)
@@ -167,12 +169,10 @@ def image_grid(panels: dict, path: str | os.PathLike, *, n_cols: int = 10,
     for weights (filters) whose sign matters; otherwise each panel is drawn in [min, max]."""
     import numpy as np
 
-    plt = _pyplot()
     # height follows the grids' aspect (rows / columns), plus room for the titles
     most = max(len(np.asarray(v)) for v in panels.values())
     aspect = -(-most // n_cols) / min(n_cols, max(most, 1))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * aspect + 0.9),
-                             squeeze=False)
+    fig, axes = _panels(len(panels), 4.2, 4.2 * aspect + 0.9)
     for ax, (name, images) in zip(axes[0], panels.items()):
         images = np.asarray(images, np.float32)
         if image_shape is not None:
@@ -204,15 +204,14 @@ def code_scatter(panels: dict, path: str | os.PathLike, *, title: str = "",
     deep autoencoder's 2-unit code beside PCA's first two components)."""
     import numpy as np
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
+    fig, axes = _panels(len(panels), 5.2, 4.8)
     for ax, (name, (codes, labels)) in zip(axes[0], panels.items()):
         codes, labels = np.asarray(codes), np.asarray(labels)
         if codes.ndim != 2 or codes.shape[1] != 2 or labels.shape != codes.shape[:1]:
             raise ValueError(f"panel {name!r}: need codes [N, 2] and labels [N], got "
                              f"{codes.shape} and {labels.shape}")
         classes = np.unique(labels)
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
         for i, c in enumerate(classes):
             keep = labels == c
             label = class_names[int(c)] if class_names is not None else str(c)
