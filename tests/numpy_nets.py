@@ -66,3 +66,23 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     z = logits - logits.max(-1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
     return float(-np.mean(log_p[np.arange(len(labels)), labels]))
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def lstm_last_step_classifier(params: dict, xs: np.ndarray) -> np.ndarray:
+    """One LSTM layer (Hochreiter & Schmidhuber 1997 with a forget gate, Gers et al. 2000) over
+    ``xs [N, T, D]`` from zero state, gates ``[i, f, g, o]`` of ``x W_x + h W_h + b``,
+    ``c = f c + i g``, ``h = o tanh(c)``, then logits ``h_T W + b``: ``[N, K]``."""
+    cell = {k: np.asarray(v, np.float64) for k, v in params["rnn"]["layer_0"].items()}
+    n, hidden = len(xs), cell["w_h"].shape[0]
+    h, c = np.zeros((n, hidden)), np.zeros((n, hidden))
+    for t in range(xs.shape[1]):
+        z = np.asarray(xs[:, t], np.float64) @ cell["w_x"] + h @ cell["w_h"] + cell["b"]
+        i, f, g, o = np.split(z, 4, axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+    head = {k: np.asarray(v, np.float64) for k, v in params["head"].items()}
+    return h @ head["w"] + head["b"]
