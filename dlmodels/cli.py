@@ -68,8 +68,8 @@ def _library_error(name: str, e: BaseException) -> tuple[str, str] | None:
     if isinstance(e, DataError):
         hint = "see `dlmodels data list`; `dlmodels data fetch NAME` downloads MNIST-type sets"
     elif isinstance(e, NonFiniteError):
-        hint = ("lower --learning_rate (or the phase's rate) and start a new run; the checkpoints "
-                "of the run hold its last finite state")
+        hint = ("lower --learning_rate (or the failing phase's own rate option), or clip the "
+                "gradients where the experiment has a clip_norm option, and start a new run")
     elif isinstance(e, CheckpointError):
         hint = ("continue the run with --resume RUN_DIR and the options it was started with, or "
                 "start a new run directory; damaged checkpoints are left as they are")

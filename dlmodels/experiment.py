@@ -265,9 +265,9 @@ def saved_config(module: types.ModuleType, name: str, run_dir: str | os.PathLike
                          f"the run was killed before it started)") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"--resume {run_dir}: config.json is not valid JSON ({e})") from None
-    if saved.pop("experiment", name) != name:
-        raise ValueError(f"--resume {run_dir}: that is a run of {saved.get('experiment')!r}, "
-                         f"not {name!r}")
+    ran = saved.pop("experiment", name)
+    if ran != name:
+        raise ValueError(f"--resume {run_dir}: that is a run of {ran!r}, not {name!r}")
     hints = typing.get_type_hints(module.Config)
     unknown = set(saved) - set(hints)
     if unknown:
