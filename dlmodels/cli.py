@@ -19,8 +19,8 @@ import importlib
 import pkgutil
 import sys
 
-RUN_USAGE = ("dlmodels run NAME [--OPTION VALUE ...] [--root DIR | --run-dir DIR | --resume RUN_DIR]"
-             " [--debug]")
+RUN_USAGE = ("dlmodels run NAME [--OPTION VALUE ...] "
+             "[--root DIR | --run-dir DIR | --resume RUN_DIR] [--debug]")
 
 
 def _suites() -> list[str]:
@@ -52,11 +52,11 @@ def _run_help(name: str, module) -> str:
     lines += [f"options of {name} (its Config; --a_b and --a-b are the same option):",
               *experiment.options_help(module.Config), "",
               "run options:",
-              "  --root DIR         where new run directories are made (default runs): DIR/NAME/<time>",
-              "  --run-dir DIR      run in DIR (which must not hold a run yet)",
-              "  --resume RUN_DIR   continue the run in RUN_DIR with the config saved there (options",
-              "                     given again must agree with it); finished phases are not redone",
-              "  --debug            show the traceback of a library error"]
+              "  --root DIR        new run directories go to DIR/NAME/<time> (default: runs)",
+              "  --run-dir DIR     run in DIR (which must not hold a run yet)",
+              "  --resume RUN_DIR  continue the run in RUN_DIR with the config saved there",
+              "                    (options given again must agree); finished phases return at once",
+              "  --debug           show the traceback of a library error"]
     return "\n".join(lines)
 
 
@@ -76,7 +76,8 @@ def _library_error(name: str, e: BaseException) -> tuple[str, str] | None:
     else:
         return None
     message = " ".join(str(e).split())
-    return f"dlmodels run {name}: {type(e).__name__}: {message}", f"hint: {hint} (--debug shows the traceback)"
+    return (f"dlmodels run {name}: {type(e).__name__}: {message}",
+            f"hint: {hint} (--debug shows the traceback)")
 
 
 def _cmd_run(args) -> int:

@@ -309,8 +309,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 class MetricsLog:
-    """``log(**record)`` appends ``record`` as one JSON line to ``run_dir/metrics.jsonl``, flushed at
-    once so that a run that dies keeps what it logged (arrays and numpy scalars as plain values);
+    """``log(**record)`` appends ``record`` as one JSON line to ``run_dir/metrics.jsonl``, flushed
+    at once so that a run that dies keeps what it logged (arrays and numpy scalars as plain values);
     ``close()``, or use it as a context manager.
 
     The file is rewritten from the start: a resumed run (``main`` called again on the same run

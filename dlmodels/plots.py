@@ -13,19 +13,26 @@ from typing import Sequence
 import matplotlib
 
 
-def _panels(n: int, width: float, height: float, **subplots):
-    """A figure of ``n`` panels side by side (each ``width`` x ``height`` inches) on its own Agg
-    canvas: ``(fig, axes [1, n])``."""
+def figure(nrows: int = 1, ncols: int = 1, *, figsize=None, **subplots):
+    """``(fig, axes)`` as ``matplotlib.pyplot.subplots(nrows, ncols, figsize=figsize,
+    **subplots)`` gives, but the figure is a ``matplotlib.figure.Figure`` on its own Agg canvas,
+    outside pyplot: the caller's backend is not touched and nothing needs closing. Write it with
+    `save`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * n, height))
+    fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
-    return fig, fig.subplots(1, n, squeeze=False, **subplots)
+    return fig, fig.subplots(nrows, ncols, **subplots)
 
 
-def _save(fig, path: str | os.PathLike, title: str = "") -> str:
-    """Title, lay out and write the PNG; returns the path."""
+def _panels(n: int, width: float, height: float, **subplots):
+    """``n`` panels side by side, each ``width`` x ``height`` inches: ``(fig, axes [1, n])``."""
+    return figure(1, n, figsize=(width * n, height), squeeze=False, **subplots)
+
+
+def save(fig, path: str | os.PathLike, title: str = "") -> str:
+    """Title, lay out and write the PNG of a `figure`; returns the path."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -57,7 +64,7 @@ def training_curves(histories: dict[str, list[dict]], path: str | os.PathLike, *
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, path, title)
+    return save(fig, path, title)
 
 
 def plot_layer_histograms(panels, path: str | os.PathLike, *, bins: int = 60,
@@ -95,7 +102,7 @@ def plot_layer_histograms(panels, path: str | os.PathLike, *, bins: int = 60,
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("density" if density else "count")
     axes[0][-1].legend(fontsize=8)
-    return _save(fig, path, title)
+    return save(fig, path, title)
 
 
 def plot_layer_curves(panels: dict, path: str | os.PathLike, *, ylabel: str = "value",
@@ -134,7 +141,7 @@ def plot_layer_curves(panels: dict, path: str | os.PathLike, *, ylabel: str = "v
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(fontsize=7, ncol=2)
-    return _save(fig, path, title)
+    return save(fig, path, title)
 
 
 def plot_per_layer(panels: dict, path: str | os.PathLike, *, ylabel: str = "value",
@@ -158,7 +165,7 @@ def plot_per_layer(panels: dict, path: str | os.PathLike, *, ylabel: str = "valu
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, path, title)
+    return save(fig, path, title)
 
 
 def image_grid(panels: dict, path: str | os.PathLike, *, n_cols: int = 10,
@@ -195,7 +202,7 @@ def image_grid(panels: dict, path: str | os.PathLike, *, n_cols: int = 10,
         ax.imshow(canvas, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         ax.set_title(name, fontsize=10)
         ax.axis("off")
-    return _save(fig, path, title)
+    return save(fig, path, title)
 
 
 def code_scatter(panels: dict, path: str | os.PathLike, *, title: str = "",
@@ -221,4 +228,4 @@ def code_scatter(panels: dict, path: str | os.PathLike, *, title: str = "",
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0][-1].legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return _save(fig, path, title)
+    return save(fig, path, title)

@@ -90,9 +90,11 @@ def train(config: Config, cell_name: str, clip_norm: float, run_dir: str | None)
     placeholder = np.zeros((config.eval_every * batch_size, 1), np.float32)
     result = fit(model.init, loss_fn, optimizer, (placeholder,),
                  TrainConfig(epochs=config.steps // config.eval_every, batch_size=batch_size,
-                             steps_per_call=config.eval_every, eval_batch_size=500),
+                             steps_per_call=config.eval_every, eval_batch_size=500,
+                             checkpoint_every=4 * config.eval_every),
                  eval_fn=eval_fn, eval_data=test,
-                 seeds=[config.seed + k for k in range(config.n_seeds)], run_dir=run_dir)
+                 seeds=[config.seed + k for k in range(config.n_seeds)], run_dir=run_dir,
+                 resume=run_dir is not None)
     return model, result
 
 

@@ -67,7 +67,7 @@ import numpy as np
 
 from dlmodels import data
 from dlmodels.classic import associative
-from dlmodels.plots import _pyplot, _save
+from dlmodels.plots import figure, save
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,8 +264,7 @@ def image_memory(config: Config, key: jax.Array) -> tuple[dict, dict]:
 
 
 def plot_curves(results: dict, config: Config, path: str) -> str:
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.4))
+    fig, axes = figure(2, 3, figsize=(15, 8.4))
     load = results["willshaw_load"]
     counts = [int(c) for c in load]
     ax = axes[0, 0]
@@ -326,17 +325,16 @@ def plot_curves(results: dict, config: Config, path: str) -> str:
     ax.legend(fontsize=8)
     for ax in axes.flat:
         ax.grid(alpha=0.3)
-    return _save(fig, path, "Associative memories")
+    return save(fig, path, "Associative memories")
 
 
 def plot_recall(example: dict, config: Config, path: str, side: int) -> str:
-    plt = _pyplot()
     rows = [("stored", "stored"), ("noisy", f"{config.image_noise:.0%} flipped"),
             ("noisy_recalled", "recalled"), ("occluded", f"{config.image_occlusion:.0%} occluded"),
             ("occluded_recalled", "recalled")]
     stored = example["stored"]
     cols = min(len(stored), 10)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.25 * cols, 1.45 * len(rows)),
+    fig, axes = figure(len(rows), cols, figsize=(1.25 * cols, 1.45 * len(rows)),
                              squeeze=False)
     for i, (key, label) in enumerate(rows):
         for j in range(cols):
@@ -349,7 +347,7 @@ def plot_recall(example: dict, config: Config, path: str, side: int) -> str:
                 ax.set_title(f"{int(np.sum(example[key][j] != stored[j]))} wrong", fontsize=7)
             if j == 0:
                 ax.set_ylabel(label, fontsize=8)
-    return _save(fig, path, f"Least-squares auto-associator, {len(stored)} binarised digits stored "
+    return save(fig, path, f"Least-squares auto-associator, {len(stored)} binarised digits stored "
                             f"(iterated sign(W s))")
 
 

@@ -217,7 +217,8 @@ def main(config: Config, run_dir: str) -> dict:
         result = fit(model.init, loss_fn, optax.adam(config.learning_rate), x_train,
                      TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
                                  seed=config.seed, data_seed=config.seed, progress=False),
-                     eval_fn=eval_fn, eval_data=x_monitor, seeds=seeds)
+                     eval_fn=eval_fn, eval_data=x_monitor, seeds=seeds,
+                     run_dir=os.path.join(run_dir, name), resume=True)
         params = result.state.params                                      # leading seed axis
         jax.block_until_ready(params)
         train_seconds[name] = round(time.perf_counter() - t0, 1)

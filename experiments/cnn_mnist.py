@@ -71,10 +71,12 @@ def image_splits(dataset: str, n_train: int = 0) -> dict:
 
 def train_and_test(model, splits: dict, *, epochs: int, batch_size: int, learning_rate: float,
                    seed: int, weight_decay: float = 0.0, run_dir: str | None = None,
-                   seeds: list[int] | None = None):
+                   seeds: list[int] | None = None, checkpoint_every: int = 500):
     """Adam (cosine-decayed rate, optional decoupled weight decay) on softmax cross-entropy.
     Returns ``(fit_result, test_metrics, seconds)``; test metrics are averaged over the test set
-    (lists over the runs when ``seeds`` trains several in one vmapped program)."""
+    (lists over the runs when ``seeds`` trains several in one vmapped program). With ``run_dir``
+    it checkpoints every ``checkpoint_every`` updates and resumes from the newest checkpoint there
+    (a finished run returns at once)."""
     loss_fn, eval_fn = classifier(model.apply)
     steps = epochs * (len(splits["train"][1]) // batch_size)
     schedule = optax.cosine_decay_schedule(learning_rate, steps)
@@ -84,8 +86,10 @@ def train_and_test(model, splits: dict, *, epochs: int, batch_size: int, learnin
     start = time.perf_counter()
     result = fit(model.init, loss_fn, optimizer, splits["train"],
                  TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False,
-                             steps_per_call=1),   # convs inside lax.scan: see train/step.py
-                 eval_fn=eval_fn, eval_data=monitor, run_dir=run_dir, seeds=seeds)
+                             steps_per_call=1,   # convs inside lax.scan: see train/step.py
+                             checkpoint_every=checkpoint_every),
+                 eval_fn=eval_fn, eval_data=monitor, run_dir=run_dir, resume=run_dir is not None,
+                 seeds=seeds)
     seconds = time.perf_counter() - start
     evaluate = make_evaluate(eval_fn, 1000)
     test = tuple(jnp.asarray(a) for a in splits["test"])

@@ -53,7 +53,8 @@ def main(config: Config, run_dir: str) -> dict:
                         dropout_rate=rate)
         fitted, test, seconds = train_and_test(
             model, splits, epochs=config.epochs, batch_size=config.batch_size,
-            learning_rate=config.learning_rate, seed=0, seeds=seeds)
+            learning_rate=config.learning_rate, seed=0, seeds=seeds,
+            run_dir=os.path.join(run_dir, "dropout" if rate else "plain"))
         _, eval_fn = classifier(model.apply)
         on_train = jax.vmap(make_evaluate(eval_fn, 1000), in_axes=(0, None))(fitted.state.params, train)
         train_acc, test_acc = np.asarray(on_train["accuracy"]), np.asarray(test["accuracy"])

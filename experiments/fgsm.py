@@ -28,7 +28,7 @@ from dlmodels import losses
 from dlmodels.adversarial import adversarial_classifier, fgsm
 from dlmodels.cnn import lenet5
 from dlmodels.mlp import mlp
-from dlmodels.plots import _pyplot, _save
+from dlmodels.plots import figure, save
 from dlmodels.train import TrainConfig, fit
 from dlmodels.train.objectives import classifier
 from dlmodels.experiments.cnn_mnist import image_splits
@@ -100,10 +100,9 @@ def _examples_png(apply, params, x, y, eps_values, path):
     def mean_loss(p, x, y):
         return jnp.mean(losses.softmax_cross_entropy(apply(p, x), y))
 
-    plt = _pyplot()
     n = x.shape[0]
     rows = 1 + 2 * len(eps_values)
-    fig, axes = plt.subplots(rows, n, figsize=(1.3 * n, 1.45 * rows))
+    fig, axes = figure(rows, n, figsize=(1.3 * n, 1.45 * rows))
     side = int(round(np.sqrt(np.prod(x.shape[1:]))))
     clean_pred = np.argmax(np.asarray(apply(params, x)), -1)
     for j in range(n):
@@ -125,7 +124,7 @@ def _examples_png(apply, params, x, y, eps_values, path):
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    return _save(fig, path, "FGSM against LeNet-5 (titles: predicted class; red: wrong)")
+    return save(fig, path, "FGSM against LeNet-5 (titles: predicted class; red: wrong)")
 
 
 def main(config: Config, run_dir: str) -> dict:
@@ -153,7 +152,8 @@ def main(config: Config, run_dir: str) -> dict:
                          optax.adam(optax.cosine_decay_schedule(config.learning_rate, steps)),
                          (x_train, splits["train"][1]),
                          TrainConfig(epochs=epochs, batch_size=config.batch_size, seed=config.seed,
-                                     progress=False, steps_per_call=1))
+                                     progress=False, steps_per_call=1, checkpoint_every=500),
+                         run_dir=os.path.join(run_dir, f"{name}_{training}"), resume=True)
             seconds = time.perf_counter() - start
             params = result.state.params
             metrics = attack_metrics(model.apply, params, _inputs(name, jnp.asarray(x_test)),

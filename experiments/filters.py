@@ -48,7 +48,8 @@ def main(config: Config, run_dir: str) -> dict:
     initial = model.init(jax.random.split(jax.random.PRNGKey(config.seed))[0])  # fit's init key
     fitted, test, seconds = train_and_test(
         model, splits, epochs=config.epochs, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, seed=config.seed)
+        learning_rate=config.learning_rate, seed=config.seed,
+        run_dir=os.path.join(run_dir, "convnet"))
     params = fitted.state.params
     filters_png = image_grid(
         {"first-layer kernels at initialisation": kernels(initial["conv_0"]["w"]),

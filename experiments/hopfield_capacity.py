@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels.energy import hopfield
-from dlmodels.plots import _pyplot, _save
+from dlmodels.plots import figure, save
 
 ALPHA_C = 0.138  # Amit, Gutfreund & Sompolinsky (1985)
 
@@ -124,9 +124,8 @@ def simulate(config: Config) -> dict:
 
 
 def plot(sim: dict, transition: dict, path: str, n_units: int) -> str:
-    plt = _pyplot()
     alphas = sim["alphas"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig, axes = figure(1, 2, figsize=(12, 4.4))
     ax = axes[0]
     per_probe = sim["overlaps"].reshape(len(alphas), -1)
     jitter = np.random.default_rng(0).uniform(-0.002, 0.002, per_probe.shape)
@@ -163,7 +162,7 @@ def plot(sim: dict, transition: dict, path: str, n_units: int) -> str:
     ax.legend(fontsize=8, loc="lower right")
     for ax in axes:
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def main(config: Config, run_dir: str) -> dict:

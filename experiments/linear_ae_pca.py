@@ -34,7 +34,7 @@ import optax
 
 from dlmodels import autoencoders as ae
 from dlmodels import data
-from dlmodels.plots import _pyplot, _save
+from dlmodels.plots import figure, save
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +140,7 @@ def main(config: Config, run_dir: str) -> dict:
 
 
 def _angles_plot(curves, config, path):
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax1, ax2) = figure(1, 2, figsize=(10, 3.8))
     for k, (steps, angles, excess, _) in curves.items():
         ax1.semilogy(steps, angles, label=f"k = {k}")
         ax2.semilogy(steps, np.maximum(excess, 1e-6), label=f"k = {k}")
@@ -151,7 +150,7 @@ def _angles_plot(curves, config, path):
     ax2.set(xlabel="full-batch Adam step", ylabel="squared error - PCA's (per image)",
             title="excess reconstruction error")
     ax1.legend()
-    return _save(fig, path, "linear autoencoder vs PCA")
+    return save(fig, path, "linear autoencoder vs PCA")
 
 
 def _components_plot(components, w2, path, n=10):

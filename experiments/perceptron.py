@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels.classic import perceptron
-from dlmodels.plots import _pyplot, _save
+from dlmodels.plots import figure, save
 
 RATES = ("fixed", "normalised")
 COLORS = ("tab:green", "tab:purple")
@@ -152,9 +152,8 @@ def _line(ax, w, b, lim, **kw):
 
 def plot_examples(example: dict | None, xor: dict, path: str) -> str:
     """A 2-D data set with its boundaries (if ``example``), XOR, and mistakes per epoch."""
-    plt = _pyplot()
     n = 3 if example else 2
-    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 5.0))
+    fig, axes = figure(1, n, figsize=(4.8 * n, 5.0))
     if example:
         _plot_example(axes[0], example)
     ax = axes[-2]
@@ -181,7 +180,7 @@ def plot_examples(example: dict | None, xor: dict, path: str) -> str:
            title="Updates per epoch (separable data reaches 0)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path, "Rosenblatt's perceptron (boundaries w . x + b = 0)")
+    return save(fig, path, "Rosenblatt's perceptron (boundaries w . x + b = 0)")
 
 
 def _plot_example(ax, example: dict) -> None:
@@ -199,8 +198,7 @@ def _plot_example(ax, example: dict) -> None:
 
 
 def plot_bounds(sweep: dict, config: Config, path: str) -> str:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(config.dims), figsize=(5.2 * len(config.dims), 4.2),
+    fig, axes = figure(1, len(config.dims), figsize=(5.2 * len(config.dims), 4.2),
                              squeeze=False)
     for ax, d in zip(axes[0], config.dims):
         rows = [sweep[f"d={d}"][f"margin={m:g}"] for m in config.margins]
@@ -220,7 +218,7 @@ def plot_bounds(sweep: dict, config: Config, path: str) -> str:
                ylabel="number of updates", title=f"d = {d}, {config.n_points} points")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    return _save(fig, path, "Perceptron updates vs Novikoff's bound")
+    return save(fig, path, "Perceptron updates vs Novikoff's bound")
 
 
 def main(config: Config, run_dir: str) -> dict:

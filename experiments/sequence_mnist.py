@@ -79,7 +79,7 @@ import numpy as np
 from dlmodels import data, rnn
 from dlmodels.experiment import write_json
 from dlmodels.plots import training_curves
-from dlmodels.train import (CheckpointError, OptimizerConfig, TrainConfig, fit, make_evaluate,
+from dlmodels.train import (OptimizerConfig, TrainConfig, fit, make_evaluate,
                             make_optimizer)
 from dlmodels.train.objectives import classifier
 
@@ -153,18 +153,15 @@ def _fit_in_chunks(model, loss_fn, eval_fn, optimizer, train, valid, train_confi
                    total_steps: int, n_chunks: int, run_dir: str, record: dict):
     """``fit`` for ``total_steps`` updates, evaluated on ``valid`` after each of ``n_chunks``
     equal chunks (one learning-curve point each). Each chunk resumes from the previous one's
-    checkpoint, so the updates and batches are those of one uninterrupted run."""
-    if os.path.exists(os.path.join(run_dir, "checkpoints")):
-        # the chunks resume from whatever is there: refuse another run's checkpoints, as fit does
-        raise CheckpointError(f"{run_dir}/checkpoints already exists; use a new run directory")
-    history, fitted = [], None
+    checkpoint, so the updates and batches are those of one uninterrupted run (and a killed run
+    resumes from its newest checkpoint); the last chunk's history holds every chunk's."""
+    fitted = None
     for k in range(1, n_chunks + 1):
         stop = round(k * total_steps / n_chunks)
         fitted = fit(model.init, loss_fn, optimizer, train,
                      dataclasses.replace(train_config, max_steps=stop), eval_fn=eval_fn,
                      eval_data=valid, run_dir=run_dir, resume=True, record=record)
-        history.extend(fitted.history)
-    return fitted._replace(history=history)
+    return fitted
 
 
 def _run_variant(name: str, config: Config, splits: dict, run_dir: str) -> tuple[dict, list]:
@@ -191,7 +188,7 @@ def _run_variant(name: str, config: Config, splits: dict, run_dir: str) -> tuple
     t0 = time.perf_counter()
     if rows:
         fitted = fit(model.init, loss_fn, optimizer, train, train_config, eval_fn=eval_fn,
-                     eval_data=valid, run_dir=vdir, record=record)
+                     eval_data=valid, run_dir=vdir, resume=True, record=record)
     else:
         n_eval = min(config.pixel_eval_examples, len(valid[1]))
         fitted = _fit_in_chunks(model, loss_fn, eval_fn, optimizer, train,

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels.cnn import convnet
-from dlmodels.plots import _pyplot, _save
+from dlmodels.plots import figure, save
 from dlmodels.train import make_evaluate
 from dlmodels.train.objectives import classifier
 from dlmodels.experiments.cnn_mnist import image_splits, train_and_test
@@ -65,7 +65,8 @@ def main(config: Config, run_dir: str) -> dict:
         for seed in seeds:       # one run per seed: see the module docstring on vmapped convs
             fitted, _, run_seconds = train_and_test(
                 model, splits, epochs=config.epochs, batch_size=config.batch_size,
-                learning_rate=config.learning_rate, seed=seed)
+                learning_rate=config.learning_rate, seed=seed,
+                run_dir=os.path.join(run_dir, f"{pool or 'nopool'}_seed{seed}"))
             seconds += run_seconds
             accuracy = []
             for k in results["shifts"]:
@@ -86,8 +87,7 @@ def main(config: Config, run_dir: str) -> dict:
               + " ".join(f"{a:.3f}" for a in results["networks"][name]["mean_accuracy_by_shift"]),
               flush=True)
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figure(figsize=(6, 4))
     for name, r in results["networks"].items():
         acc = np.asarray(r["accuracy_by_shift"])
         ax.plot(results["shifts"], acc.mean(1), marker="o", label=name)
@@ -96,6 +96,6 @@ def main(config: Config, run_dir: str) -> dict:
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
     ax.legend()
-    results["plot"] = os.path.basename(_save(fig, os.path.join(run_dir, "translation_invariance.png"),
+    results["plot"] = os.path.basename(save(fig, os.path.join(run_dir, "translation_invariance.png"),
                                              f"trained on unshifted digits, {config.n_seeds} seeds"))
     return results

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
 
 import optax
@@ -41,6 +42,7 @@ import optax
 from dlmodels import analysis, rnn
 from dlmodels.data.sequences import adding_problem
 from dlmodels.experiment import write_json
+from dlmodels.plots import figure, save
 from dlmodels.train import Checkpointer, init_state
 from dlmodels.experiments import adding_problem as adding
 
@@ -55,15 +57,6 @@ class Config:
     adding_run: str = ""
     n_sequences: int = 32
     seed: int = 0
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def gradient_norms_by_lag(cell, params, x, y) -> np.ndarray:
@@ -151,9 +144,8 @@ def part_radius_sweep(config: Config) -> dict:
 
 
 def plot(cells: dict, sweep: dict, path: str, length: int) -> None:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = figure(1, 2, figsize=(12, 4.2))
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for (name, r), color in zip(cells.items(), colors):
         lags = np.arange(len(r["init"]))
         axes[0].semilogy(lags, r["init"], "--", color=color, label=f"{name} at init")
@@ -174,9 +166,7 @@ def plot(cells: dict, sweep: dict, path: str, length: int) -> None:
     axes[1].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def main(config: Config, run_dir: str) -> dict:

@@ -70,7 +70,8 @@ def _after(ready, delay: float):
 
 
 def _kill_when(proc: subprocess.Popen, ready, ckpt: Path, what: str) -> list[int]:
-    """SIGKILL ``proc`` as soon as ``ready()``; returns the complete checkpoints seen just before."""
+    """SIGKILL ``proc`` as soon as ``ready()``; returns the complete checkpoints seen just
+    before."""
     deadline = time.monotonic() + TIMEOUT
     while True:
         seen = _steps(ckpt)
