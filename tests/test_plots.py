@@ -27,6 +27,7 @@ PLOTS = {
                                                 image_shape=(4, 4), symmetric=True),
     "code_scatter": lambda path: plots.code_scatter(
         {"pca": (RNG.normal(size=(30, 2)), RNG.integers(0, 3, size=30))}, path),
+    "figure_and_save": lambda path: plots.save(plots.figure(2, 3, figsize=(6, 4))[0], path, "t"),
     "feature_grid": lambda path: features.feature_grid(RNG.normal(size=(16, 6)), path,
                                                        image_shape=(4, 4), n_units=6),
 }
