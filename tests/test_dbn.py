@@ -1,13 +1,15 @@
 """Deep belief nets: greedy stacking, the MLP initialisation, and ancestral sampling against
 exact enumeration on a tiny net."""
 
+import dataclasses
 import itertools
 
 import jax
 import numpy as np
 import pytest
 
-from dlmodels.energy import dbn, rbm, training
+from dlmodels.autoencoders.deep import layer_seed
+from dlmodels.energy import dbn, rbm
 from dlmodels.mlp import mlp
 
 
@@ -29,27 +31,44 @@ def data():
 
 
 def test_pretrain_trains_each_rbm_on_the_hidden_probabilities_below(data):
-    config = training.RBMTrainConfig(epochs=3, batch_size=20)
-    layers, histories = dbn.pretrain(jax.random.PRNGKey(0), data, (12, 8, 5), config)
+    config = rbm.RBMTrainConfig(epochs=3, batch_size=20)
+    seen = []
+    layers, histories = dbn.pretrain(jax.random.PRNGKey(0), data, (12, 8, 5), config,
+                                     callback=lambda layer, record: seen.append((layer, record)))
     assert [l["w"].shape for l in layers] == [(12, 8), (8, 5)]
     assert len(histories) == 2 and all(len(h) == 3 for h in histories)
+    assert seen == [(i, r) for i, h in enumerate(histories) for r in h]   # callback(layer, record)
     # the second RBM, retrained by hand on numpy's p(h | v) of the first, gives the same params
     w, c = np.asarray(layers[0]["w"], np.float64), np.asarray(layers[0]["b_hidden"], np.float64)
     h1 = _sigmoid(data @ w + c).astype(np.float32)
-    k_init, k_train = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(0), 1))
-    second = rbm.init(k_init, 8, 5, b_visible=rbm.base_rate_bias(h1))
-    second, _ = training.train(k_train, second, h1, config)
+    model = rbm.rbm(8, 5)
+    second = rbm.train(model, h1, dataclasses.replace(
+        config, seed=layer_seed(jax.random.PRNGKey(0), 1), data_seed=1),
+        init_fn=lambda k: model.init(k, std=0.01, b_visible=rbm.base_rate_bias(h1))).state.params
     for name in ("w", "b_visible", "b_hidden"):
         np.testing.assert_allclose(layers[1][name], second[name], atol=2e-4)
 
 
+def test_pretrain_resumes_layer_by_layer(data, tmp_path):
+    config = rbm.RBMTrainConfig(epochs=2, batch_size=20, method="pcd", n_chains=20)
+    straight, _ = dbn.pretrain(jax.random.PRNGKey(0), data, (12, 8, 5), config)
+    # a run killed after the first RBM: the second layer's directory never written
+    dbn.pretrain(jax.random.PRNGKey(0), data, (12, 8), config, run_dir=str(tmp_path))
+    resumed, histories = dbn.pretrain(jax.random.PRNGKey(0), data, (12, 8, 5), config,
+                                      run_dir=str(tmp_path), resume=True)
+    assert [len(h) for h in histories] == [2, 2]
+    for a, b in zip(straight, resumed, strict=True):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+
+
 def test_pretrain_rejects_bad_arguments(data):
-    config = training.RBMTrainConfig(epochs=1, batch_size=20)
+    config = rbm.RBMTrainConfig(epochs=1, batch_size=20)
     with pytest.raises(ValueError, match="layer_sizes"):
         dbn.pretrain(jax.random.PRNGKey(0), data, (12,), config)
     with pytest.raises(ValueError, match="configs"):
         dbn.pretrain(jax.random.PRNGKey(0), data, (12, 8, 5), [config])
-    with pytest.raises(ValueError, match=r"\[N, 10\]"):
+    with pytest.raises(ValueError, match=r"\[N, n_0\].*\[\*, 10\]"):
         dbn.pretrain(jax.random.PRNGKey(0), data, (10, 8), config)
 
 
