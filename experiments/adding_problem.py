@@ -46,17 +46,17 @@ SOLVED_MSE = 0.01
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    length: int = 200
-    hidden_size: int = 64
-    cells: tuple[str, ...] = ("lstm", "rnn")
-    clip_norms: tuple[float, ...] = (0.0, 1.0)
-    n_seeds: int = 3
-    steps: int = 5000
-    eval_every: int = 250
-    batch_size: int = 50
-    learning_rate: float = 1e-2
-    n_test: int = 2000
-    seed: int = 0
+    length: int = 200  # sequence length T (the two marked numbers lie anywhere in it)
+    hidden_size: int = 64  # hidden units of each recurrent cell
+    cells: tuple[str, ...] = ("lstm", "rnn")  # cell types to train: lstm, rnn, gru
+    clip_norms: tuple[float, ...] = (0.0, 1.0)  # gradient-norm clipping thresholds to compare (0: no clipping)
+    n_seeds: int = 3  # seeds per (cell, clipping), trained as one vmapped program
+    steps: int = 5000  # training updates per run (a multiple of eval_every)
+    eval_every: int = 250  # updates between test-set evaluations (one curve point)
+    batch_size: int = 50  # sequences per update, drawn fresh each step
+    learning_rate: float = 1e-2  # Adam learning rate
+    n_test: int = 2000  # test sequences (fixed, drawn from seed 10000 + seed)
+    seed: int = 0  # first seed (runs use seed, seed + 1, ...)
 
     def __post_init__(self):
         if set(self.cells) - {"lstm", "rnn", "gru"}:

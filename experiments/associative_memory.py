@@ -72,24 +72,24 @@ from dlmodels.plots import figure, save
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    n: int = 256
-    m: int = 256
-    ones: int = 8
-    pair_counts: tuple[int, ...] = (50, 100, 200, 300, 400, 500, 700, 1000, 1500, 2000, 3000)
-    offsets: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
-    offset_pairs: int = 250
-    probe_changes: int = 2
-    linear_n: int = 64
-    linear_counts: tuple[int, ...] = (2, 4, 8, 16, 24, 32, 48, 56, 64, 72, 96, 128, 192)
-    linear_trials: int = 20
-    dataset: str = "digits"
-    images_per_class: tuple[int, ...] = (1, 2, 3)
-    image_noise: float = 0.1
-    image_occlusion: float = 0.25
-    noise_levels: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-    recall_iterations: int = 10
-    image_trials: int = 50
-    seed: int = 0
+    n: int = 256  # binary memory: key units
+    m: int = 256  # binary memory: value units
+    ones: int = 8  # ones in every key and value pattern
+    pair_counts: tuple[int, ...] = (50, 100, 200, 300, 400, 500, 700, 1000, 1500, 2000, 3000)  # numbers of stored pairs P on the load curve
+    offsets: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)  # threshold offsets swept at offset_pairs stored pairs
+    offset_pairs: int = 250  # stored pairs for the threshold-offset sweep
+    probe_changes: int = 2  # ones removed from / added to the probes of the offset sweep
+    linear_n: int = 64  # linear associator: key dimension
+    linear_counts: tuple[int, ...] = (2, 4, 8, 16, 24, 32, 48, 56, 64, 72, 96, 128, 192)  # linear associator: numbers of stored pairs P
+    linear_trials: int = 20  # linear associator: random draws averaged per P
+    dataset: str = "digits"  # images stored in the auto-associator (data set: digits, mnist or fashion_mnist)
+    images_per_class: tuple[int, ...] = (1, 2, 3)  # training images stored per class (one curve each)
+    image_noise: float = 0.1  # pixel-flip probability of the degraded probes
+    image_occlusion: float = 0.25  # fraction of pixels hidden by the occluding band
+    noise_levels: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)  # flip probabilities swept on the recall curve
+    recall_iterations: int = 10  # iterations of s <- sign(W s) per recall
+    image_trials: int = 50  # random degradations averaged per point
+    seed: int = 0  # seed of every random draw
 
     def __post_init__(self):
         for name in ("n", "m", "ones", "offset_pairs", "linear_n", "linear_trials",

@@ -64,24 +64,24 @@ INACTIVE_BELOW = 0.1
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"                 # an MNIST-shaped data set (square images, [0, 1] pixels)
-    n_train: int = 10000                   # training digits (autoencoders and linear probes)
-    n_test: int = 10000                    # test digits for every measurement (all)
-    n_monitor: int = 1000                  # validation digits evaluated after each epoch
-    n_hidden: int = 256
-    epochs: int = 100
-    batch_size: int = 100
-    learning_rate: float = 1e-3
-    sparsity_target: float = 0.05          # rho
-    sparsity_weight: float = 3.0           # beta
-    denoising_level: float = 0.25          # masking probability while training the DAE
-    contractive_weight: float = 0.5        # lambda
-    test_mask_level: float = 0.25          # masking probability of the corrupted test inputs
-    probe_epochs: int = 30
-    probe_batch_size: int = 100
-    probe_learning_rate: float = 3e-3
-    n_seeds: int = 3
-    seed: int = 0
+    dataset: str = "mnist"                 # an MNIST-shaped data set (square images, [0, 1] pixels)  # an MNIST-shaped data set (square images, [0, 1] pixels)
+    n_train: int = 10000  # training digits (autoencoders and linear probes)
+    n_test: int = 10000  # test digits for every measurement
+    n_monitor: int = 1000  # validation digits evaluated after each epoch
+    n_hidden: int = 256  # code units of every autoencoder
+    epochs: int = 100  # training epochs of every autoencoder
+    batch_size: int = 100  # examples per update
+    learning_rate: float = 1e-3  # Adam learning rate of the autoencoders
+    sparsity_target: float = 0.05  # sparse AE: target mean activation rho
+    sparsity_weight: float = 3.0  # sparse AE: weight beta of the KL sparsity penalty
+    denoising_level: float = 0.25  # denoising AE: masking probability while training
+    contractive_weight: float = 0.5  # contractive AE: weight lambda of the Jacobian penalty
+    test_mask_level: float = 0.25  # masking probability of the corrupted test inputs
+    probe_epochs: int = 30  # epochs of each linear probe on the codes
+    probe_batch_size: int = 100  # examples per update of the linear probes
+    probe_learning_rate: float = 3e-3  # learning rate of the linear probes
+    n_seeds: int = 3  # seeds per variant, trained as one vmapped program
+    seed: int = 0  # first seed (runs use seed, seed + 1, ...)
 
     def __post_init__(self):
         for name in ("n_train", "n_test", "n_monitor", "n_hidden", "epochs", "batch_size",

@@ -30,16 +30,16 @@ TABLE = {"2 Conv+pooling (K. Rasul)": 0.876, "2 Conv+pooling (TensorFlow's doc)"
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "fashion_mnist"
-    channels: tuple[int, ...] = (32, 64)
-    hidden: int = 256
-    dropout: float = 0.4
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    n_train: int = 0
+    dataset: str = "fashion_mnist"  # data set: digits, mnist or fashion_mnist
+    channels: tuple[int, ...] = (32, 64)  # output channels of the 5x5 conv layers (each followed by 2x2 max pooling)
+    hidden: int = 256  # units of the dense layer before the classifier
+    dropout: float = 0.4  # dropout rate before the dense layers
+    epochs: int = 10  # training epochs
+    batch_size: int = 128  # examples per update
+    learning_rate: float = 1e-3  # peak Adam learning rate (cosine-decayed)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW; 0: plain Adam)
+    seed: int = 0  # seed of the initial params, dropout and batch order
+    n_train: int = 0  # training examples used (0: the whole training split)
 
 
 def main(config: Config, run_dir: str) -> dict:

@@ -33,16 +33,16 @@ PUBLISHED = {"lenet5_1998_test_error": 0.0095, "lenet5_1998_distortions_test_err
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    activation: str = "relu"
-    pool: str = "max"
-    dropout: float = 0.0
-    epochs: int = 15
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    n_train: int = 0                     # 0: the whole training split
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    activation: str = "relu"  # LeNet-5 hidden activation: relu or tanh
+    pool: str = "max"  # subsampling: max or avg
+    dropout: float = 0.0  # dropout rate before the dense layers
+    epochs: int = 15  # training epochs
+    batch_size: int = 64  # examples per update
+    learning_rate: float = 2e-3  # peak Adam learning rate (cosine-decayed)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW; 0: plain Adam)
+    seed: int = 0  # seed of the initial params, dropout and batch order
+    n_train: int = 0  # training examples used (0: the whole training split)
 
     def __post_init__(self):
         if self.activation not in ("relu", "tanh"):

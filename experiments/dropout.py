@@ -32,15 +32,15 @@ from dlmodels.experiments.cnn_mnist import image_splits, train_and_test
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    channels: tuple[int, ...] = (16, 32)
-    hidden: int = 256
-    dropout: float = 0.5
-    n_train: int = 3000
-    epochs: int = 10
-    batch_size: int = 100
-    learning_rate: float = 1e-3
-    n_seeds: int = 2
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    channels: tuple[int, ...] = (16, 32)  # output channels of the conv layers
+    hidden: int = 256  # units of the dense layer
+    dropout: float = 0.5  # dropout rate of the regularised network (the other has none)
+    n_train: int = 3000  # training examples (small, so that the plain network overfits)
+    epochs: int = 10  # training epochs
+    batch_size: int = 100  # examples per update
+    learning_rate: float = 1e-3  # peak Adam learning rate (cosine-decayed)
+    n_seeds: int = 2  # seeds per network, trained as one vmapped program
 
 
 def main(config: Config, run_dir: str) -> dict:

@@ -41,18 +41,18 @@ PUBLISHED = {"source": "Goodfellow, Shlens & Szegedy 2014, sections 5-6 (MNIST, 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    models: tuple[str, ...] = ("softmax", "cnn")
-    eps: tuple[float, ...] = (0.05, 0.1, 0.25)
-    train_eps: float = 0.25
-    alpha: float = 0.5
-    softmax_epochs: int = 10
-    cnn_epochs: int = 6
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    seed: int = 0
-    n_train: int = 0
-    n_test: int = 0
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    models: tuple[str, ...] = ("softmax", "cnn")  # models to attack: softmax, cnn
+    eps: tuple[float, ...] = (0.05, 0.1, 0.25)  # attack strengths epsilon (pixels in [0, 1])
+    train_eps: float = 0.25  # epsilon of the adversarial training examples
+    alpha: float = 0.5  # adversarial training: alpha J(x) + (1 - alpha) J(x_adv)
+    softmax_epochs: int = 10  # training epochs of the softmax regression
+    cnn_epochs: int = 6  # training epochs of the CNN
+    batch_size: int = 128  # examples per update
+    learning_rate: float = 2e-3  # peak Adam learning rate (cosine-decayed)
+    seed: int = 0  # seed of the initial params and batch order
+    n_train: int = 0  # training examples used (0: the whole training split)
+    n_test: int = 0  # test examples attacked (0: the whole test split)
 
     def __post_init__(self):
         if not self.models or set(self.models) - {"softmax", "cnn"}:

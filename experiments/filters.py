@@ -25,14 +25,14 @@ from dlmodels.experiments.cnn_mnist import image_splits, train_and_test
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    channels: tuple[int, ...] = (16, 32)
-    hidden: int = 256
-    epochs: int = 2
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    seed: int = 0
-    n_train: int = 0
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    channels: tuple[int, ...] = (16, 32)  # output channels of the conv layers
+    hidden: int = 256  # units of the dense layer
+    epochs: int = 2  # training epochs
+    batch_size: int = 128  # examples per update
+    learning_rate: float = 2e-3  # peak Adam learning rate (cosine-decayed)
+    seed: int = 0  # seed of the initial params and batch order
+    n_train: int = 0  # training examples used (0: the whole training split)
 
 
 def kernels(w: np.ndarray) -> np.ndarray:

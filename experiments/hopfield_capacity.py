@@ -52,15 +52,15 @@ ALPHA_C = 0.138  # Amit, Gutfreund & Sompolinsky (1985)
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    n_units: int = 1000
+    n_units: int = 1000  # units N of each network
     alphas: tuple[float, ...] = (0.02, 0.04, 0.06, 0.08, 0.10, 0.11, 0.12, 0.13, 0.135, 0.14,
-                                 0.145, 0.15, 0.16, 0.18, 0.20, 0.25)
-    n_seeds: int = 8
-    n_probes: int = 50
-    max_sweeps: int = 100
-    flip_fraction: float = 0.0
-    retrieved_overlap: float = 0.9
-    seed: int = 0
+                                 0.145, 0.15, 0.16, 0.18, 0.20, 0.25)  # loads alpha = p / N to measure
+    n_seeds: int = 8  # networks per load, stored and recalled as one vmapped program
+    n_probes: int = 50  # recall probes per network
+    max_sweeps: int = 100  # most asynchronous sweeps per recall
+    flip_fraction: float = 0.0  # probability of flipping each bit of a probe (0: start at the pattern)
+    retrieved_overlap: float = 0.9  # final overlap above which a probe counts as retrieved
+    seed: int = 0  # seed of the patterns, probes and update orders
 
 
 def n_patterns(alpha: float, n_units: int) -> int:

@@ -39,14 +39,14 @@ from dlmodels.plots import figure, save
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    n_train: int = 6000
-    ks: tuple[int, ...] = (2, 10, 30)
-    steps: int = 5000
-    record_every: int = 200
-    learning_rate: float = 3e-3
-    seed: int = 0
-    target_degrees: float = 1.0
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    n_train: int = 6000  # training images (centred), full batch
+    ks: tuple[int, ...] = (2, 10, 30)  # code sizes k compared with PCA(k)
+    steps: int = 5000  # full-batch Adam updates per k
+    record_every: int = 200  # updates between recorded angles and errors
+    learning_rate: float = 3e-3  # peak Adam learning rate (cosine-decayed)
+    seed: int = 0  # seed of the initial weights
+    target_degrees: float = 1.0  # largest principal angle counted as having found the subspace
 
     def __post_init__(self):
         if not self.ks or min(self.ks) < 1:

@@ -35,21 +35,21 @@ THEANO_MLP_TEST_ERROR = 0.0165
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    variants: tuple[str, ...] = ("relu", "notes")
-    seed: int = 0
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    variants: tuple[str, ...] = ("relu", "notes")  # variants to train: relu, notes
+    seed: int = 0  # seed of the initial params, dropout and batch order
     # relu variant
-    hidden: tuple[int, ...] = (512, 512)
-    epochs: int = 20
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    dropout: float = 0.2
+    hidden: tuple[int, ...] = (512, 512)  # relu: hidden layer sizes
+    epochs: int = 20  # relu: training epochs
+    batch_size: int = 128  # relu: examples per update
+    learning_rate: float = 1e-3  # relu: peak Adam learning rate (cosine-decayed)
+    dropout: float = 0.2  # relu: dropout rate of the hidden layers
     # notes variant
-    notes_hidden: tuple[int, ...] = (500,)
-    notes_epochs: int = 20
-    notes_batch_size: int = 32
-    notes_learning_rate: float = 0.5
-    checkpoint_every: int = 500
+    notes_hidden: tuple[int, ...] = (500,)  # notes: hidden layer sizes
+    notes_epochs: int = 20  # notes: training epochs
+    notes_batch_size: int = 32  # notes: examples per update
+    notes_learning_rate: float = 0.5  # notes: gradient-descent step size eta
+    checkpoint_every: int = 500  # updates between checkpoints (a killed run resumes from the newest)
 
     def __post_init__(self):
         unknown = set(self.variants) - {"relu", "notes"}

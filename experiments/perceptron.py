@@ -55,14 +55,14 @@ XOR_Y = np.array([0, 1, 1, 0], np.int32)
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dims: tuple[int, ...] = (2, 10, 50)
-    margins: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
-    n_points: int = 500
-    n_seeds: int = 16
-    max_epochs: int = 2000
-    plot_margin: float = 0.05  # the 2-D data set drawn in perceptron.png (closest margin)
-    xor_max_epochs: int = 100
-    seed: int = 0
+    dims: tuple[int, ...] = (2, 10, 50)  # input dimensions d
+    margins: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # margins gamma of the generated data sets (in (0, 1))
+    n_points: int = 500  # points per data set
+    n_seeds: int = 16  # data sets per (d, margin), run as one vmapped program
+    max_epochs: int = 2000  # most epochs before a run counts as not converged
+    plot_margin: float = 0.05  # margin of the 2-D data set drawn in perceptron.png
+    xor_max_epochs: int = 100  # epochs run on XOR (it must not converge)
+    seed: int = 0  # seed of the data sets and example orders
 
     def __post_init__(self):
         if not self.dims or min(self.dims) < 1:

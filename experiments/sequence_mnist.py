@@ -106,26 +106,26 @@ PUBLISHED = {
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    variants: tuple[str, ...] = VARIANTS
-    seed: int = 0
-    permutation_seed: int = 0
-    target_accuracy: float = 0.985  # for rows
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    variants: tuple[str, ...] = VARIANTS  # variants: rows (T = 28), pixels (T = 784), permuted (T = 784, shuffled)
+    seed: int = 0  # seed of the initial params and batch order
+    permutation_seed: int = 0  # seed of the pixel permutation of the permuted variant
+    target_accuracy: float = 0.985  # rows: test accuracy the run is checked against
     # rows: T = 28, one row a step
-    hidden_size: int = 128
-    epochs: int = 15
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    clip_norm: float = 1.0
+    hidden_size: int = 128  # rows: LSTM hidden units
+    epochs: int = 15  # rows: training epochs
+    batch_size: int = 128  # rows: examples per update
+    learning_rate: float = 2e-3  # rows: peak Adam learning rate (cosine-decayed)
+    clip_norm: float = 1.0  # rows: gradient-norm clipping threshold (0: none)
     # pixels and permuted: T = 784, one pixel a step, a budget of pixel_steps updates each
-    pixel_hidden_size: int = 64
-    pixel_steps: int = 1500
-    pixel_batch_size: int = 64
-    pixel_learning_rate: float = 5e-4
-    pixel_clip_norm: float = 1.0
-    pixel_forget_bias: float = 1.0  # initial forget-gate bias b_f
-    pixel_evals: int = 5  # validation points on the learning curve within the budget
-    pixel_eval_examples: int = 2000  # the first ones of the validation split, for those points
+    pixel_hidden_size: int = 64  # pixels/permuted: LSTM hidden units
+    pixel_steps: int = 1500  # pixels/permuted: training updates (the budget)
+    pixel_batch_size: int = 64  # pixels/permuted: examples per update
+    pixel_learning_rate: float = 5e-4  # pixels/permuted: peak Adam learning rate (cosine-decayed)
+    pixel_clip_norm: float = 1.0  # pixels/permuted: gradient-norm clipping threshold (0: none)
+    pixel_forget_bias: float = 1.0  # pixels/permuted: initial forget-gate bias b_f
+    pixel_evals: int = 5  # pixels/permuted: validation points on the learning curve
+    pixel_eval_examples: int = 2000  # pixels/permuted: validation examples for those points
     remat: bool = False  # rematerialise each step in the backward pass (memory for time)
 
     def __post_init__(self):

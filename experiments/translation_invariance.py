@@ -29,15 +29,15 @@ from dlmodels.experiments.cnn_mnist import image_splits, train_and_test
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    channels: tuple[int, ...] = (16, 32)
-    hidden: int = 128
-    epochs: int = 2
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    max_shift: int = 4
-    n_seeds: int = 2
-    n_train: int = 0
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    channels: tuple[int, ...] = (16, 32)  # output channels of the conv layers
+    hidden: int = 128  # units of the dense layer
+    epochs: int = 2  # training epochs
+    batch_size: int = 128  # examples per update
+    learning_rate: float = 2e-3  # peak Adam learning rate (cosine-decayed)
+    max_shift: int = 4  # largest shift in pixels of the test images
+    n_seeds: int = 2  # seeds per network (with and without pooling)
+    n_train: int = 0  # training examples used (0: the whole training split)
 
 
 def shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:

@@ -49,14 +49,14 @@ from dlmodels.experiments import adding_problem as adding
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    length: int = 200
-    hidden_size: int = 64
-    cells: tuple[str, ...] = ("rnn", "lstm", "gru")
-    radii: tuple[float, ...] = (0.5, 0.9, 1.0, 1.1, 1.5)
-    train_steps: int = 1000
-    adding_run: str = ""
-    n_sequences: int = 32
-    seed: int = 0
+    length: int = 200  # sequence length T
+    hidden_size: int = 64  # hidden units of each cell
+    cells: tuple[str, ...] = ("rnn", "lstm", "gru")  # cell types: rnn, lstm, gru
+    radii: tuple[float, ...] = (0.5, 0.9, 1.0, 1.1, 1.5)  # spectral radii r of the orthogonal recurrent matrices swept
+    train_steps: int = 1000  # adding-problem training updates before the trained measurement
+    adding_run: str = ""  # run directory of adding_problem whose trained params to use ('': train here)
+    n_sequences: int = 32  # sequences the gradient norms are averaged over
+    seed: int = 0  # seed of the params and sequences
 
 
 def gradient_norms_by_lag(cell, params, x, y) -> np.ndarray:

@@ -28,6 +28,11 @@ def fake_data(monkeypatch):
     monkeypatch.setattr("dlmodels.data.load", fake_load)
 
 
+def _is_fraction_of(values, n):
+    scaled = np.asarray(values, np.float64) * n
+    return bool(np.allclose(scaled, np.round(scaled), atol=1e-3) and np.all((0 <= scaled) & (scaled <= n)))
+
+
 @pytest.mark.slow
 def test_autoencoder_zoo_smoke(tmp_path, fake_data):
     overrides = {"n_hidden": 16, "epochs": 1, "batch_size": 32, "n_seeds": 2, "probe_epochs": 2,
@@ -35,20 +40,25 @@ def test_autoencoder_zoo_smoke(tmp_path, fake_data):
     _, results = experiment.run("autoencoder_zoo", overrides, run_dir=str(tmp_path))
     assert results["n_train"] == 96 and results["n_test"] == 40 and results["seeds"] == [0, 1]
     assert list(results["table"]) == [*VARIANTS, "raw pixels"]
-    ranges = {"clean_error": (0.0, 784.0), "masked_error": (0.0, 784.0),
-              "mean_activation": (0.0, 1.0), "inactive_fraction": (0.0, 1.0),
-              "jacobian_norm": (0.0, np.inf), "probe_accuracy": (0.0, 1.0)}
+    x_test = fake_load("mnist", "test")[0]
+    predict_zero = np.mean(np.sum(x_test ** 2, axis=-1))      # the error of reconstructing 0
     for name in VARIANTS:
         row = results["per_seed"][name]
         for metric in METRICS:
             values = np.asarray(row[metric])
-            assert values.shape == (2,), (name, metric)
-            lo, hi = ranges[metric]
-            assert np.all(np.isfinite(values)) and np.all((lo <= values) & (values <= hi)), \
-                (name, metric, values)
+            assert values.shape == (2,) and np.all(np.isfinite(values)), (name, metric)
             assert results["table"][name][metric]["mean"] == pytest.approx(values.mean())
             assert results["table"][name][metric]["std"] == pytest.approx(values.std())
+        # sigmoid outputs in (0, 1) on inputs in [0, 1]: below the all-zero reconstruction, above 0
+        for metric in ("clean_error", "masked_error"):
+            assert np.all((0 < np.asarray(row[metric])) & (np.asarray(row[metric]) < predict_zero))
+        # fractions of the 40 x 16 codes, and of the 40 test digits
+        assert _is_fraction_of(row["inactive_fraction"], 40 * 16)
+        assert _is_fraction_of(row["probe_accuracy"], 40)
+        # sigmoid codes: the mean activation of the units lies in (0, 1)
+        assert np.all((0 < np.asarray(row["mean_activation"])) & (np.asarray(row["mean_activation"]) < 1))
     assert len(results["per_seed"]["raw pixels"]["probe_accuracy"]) == 1
+    assert _is_fraction_of(results["per_seed"]["raw pixels"]["probe_accuracy"], 40)
     assert results["table_markdown"].count("\n") == 1 + 1 + len(VARIANTS)   # header, rule, rows
     for png in (results["features_png"], results["reconstructions_png"]):
         assert (tmp_path / png).exists()
