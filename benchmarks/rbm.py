@@ -4,9 +4,11 @@ Both sides do the same work per mini-batch of B examples: p(h | v) of the data, 
 from a hidden sample, p(h | v') of it, and the update W += eps (v^T p(h|v) - v'^T p(h|v')) / B with
 the bias analogues: five [B, n_v] x [n_v, n_h]-sized matmuls, 10 B n_v n_h flops. scikit-learn's
 ``fit`` is persistent CD-1 (its negative phase continues ``h_samples_``); ours is timed both as CD-1
-(the issue's case) and as PCD-1 (scikit-learn's algorithm), each as one jitted call per epoch
-(``dlmodels.energy.training.make_epoch``: ``lax.scan`` over the batches) with plain SGD, as
-scikit-learn does. Inputs are float32 (scikit-learn keeps float32; float64 doubles its time).
+(the issue's case) and as PCD-1 (scikit-learn's algorithm), each as one jitted call per epoch of
+the one trainer (``dlmodels.train.make_train_steps`` with ``rbm.estimator``: ``lax.scan`` over the
+batches, PCD's chains in the train state) with plain SGD, as scikit-learn does. The trainer's step
+also reports the batch's mean-field reconstruction error (one more [B, n_h] x [n_h, n_v] matmul)
+and guards against non-finite values. Inputs are float32 (scikit-learn keeps float32; float64 doubles its time).
 
 The floor: the same epoch with only the five matmuls per batch (no sigmoid, sampling, update),
 and the rate of one standalone [B, n_v] x [n_v, n_h] matmul; the report gives our achieved GFLOP/s
@@ -28,7 +30,9 @@ import optax
 
 from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
                                 print_table, time_interleaved, write_json)
-from dlmodels.energy import rbm, training
+from dlmodels.data import batch_indices
+from dlmodels.energy import rbm
+from dlmodels.train import init_state, make_train_steps
 
 SUITE = "rbm"
 
@@ -74,20 +78,22 @@ def bench(n_examples: int, n_visible: int, n_hidden: int, batch: int, *, warmup:
     x = (rng.random((n_examples, n_visible)) < 0.13).astype(np.float32)
     x_dev = jax.device_put(jnp.asarray(x))
     lr = 0.05
-    params = rbm.init(jax.random.PRNGKey(0), n_visible, n_hidden)
+    model = rbm.rbm(n_visible, n_hidden)
     optimizer = optax.sgd(lr)
-    opt_state = optimizer.init(params)
-    chains = x_dev[:batch]
-    epochs = {method: training.make_epoch(
-        training.RBMTrainConfig(batch_size=batch, method=method, k=1, n_chains=batch), optimizer)
-        for method in ("cd", "pcd")}
+    estimators = {method: rbm.estimator(model, method=method, k=1, n_chains=batch)
+                  for method in ("cd", "pcd")}
+    states = {method: init_state(model.init, optimizer, 0,
+                                 lambda key, params, e=e: e.init(key, params, x_dev))
+              for method, e in estimators.items()}
+    epochs = {method: jax.jit(make_train_steps(e, optimizer, halt_on_nonfinite=False))
+              for method, e in estimators.items()}
+    params = states["cd"].params
+    idx = jax.device_put(jnp.asarray(batch_indices(jax.random.PRNGKey(0), n_examples, batch)))
     floor = matmul_epoch(batch)
-    calls = {"n": 0}
 
     def ours(method):
         def go():
-            calls["n"] += 1
-            return epochs[method](params, opt_state, chains, x_dev, jax.random.PRNGKey(calls["n"]))
+            return epochs[method](states[method], x_dev, idx)[0].params["w"]
         return go
 
     def sklearn():
@@ -105,7 +111,7 @@ def bench(n_examples: int, n_visible: int, n_hidden: int, batch: int, *, warmup:
     for method, label in (("cd", "CD-1"), ("pcd", "PCD-1")):
         achieved = flops / t[method].median / 1e9
         results.append(Result(
-            Case(f"epoch {label}", shapes, {"ours": f"training.make_epoch, {label}, optax.sgd",
+            Case(f"epoch {label}", shapes, {"ours": f"train.make_train_steps + rbm.estimator, {label}, optax.sgd",
                                             "flops": flops}),
             Measurement(f"dlmodels {label}", t[method]), peer,
             {"achieved_gflops": achieved, "matmul_gflops": rate,

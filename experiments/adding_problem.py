@@ -49,7 +49,8 @@ class Config:
     length: int = 200  # sequence length T (the two marked numbers lie anywhere in it)
     hidden_size: int = 64  # hidden units of each recurrent cell
     cells: tuple[str, ...] = ("lstm", "rnn")  # cell types to train: lstm, rnn, gru
-    clip_norms: tuple[float, ...] = (0.0, 1.0)  # gradient-norm clipping thresholds to compare (0: no clipping)
+    clip_norms: tuple[float, ...] = (  # gradient-norm clipping thresholds compared (0: none)
+        0.0, 1.0)
     n_seeds: int = 3  # seeds per (cell, clipping), trained as one vmapped program
     steps: int = 5000  # training updates per run (a multiple of eval_every)
     eval_every: int = 250  # updates between test-set evaluations (one curve point)

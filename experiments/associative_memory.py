@@ -75,18 +75,23 @@ class Config:
     n: int = 256  # binary memory: key units
     m: int = 256  # binary memory: value units
     ones: int = 8  # ones in every key and value pattern
-    pair_counts: tuple[int, ...] = (50, 100, 200, 300, 400, 500, 700, 1000, 1500, 2000, 3000)  # numbers of stored pairs P on the load curve
-    offsets: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)  # threshold offsets swept at offset_pairs stored pairs
+    pair_counts: tuple[int, ...] = (  # numbers of stored pairs P on the load curve
+        50, 100, 200, 300, 400, 500, 700, 1000, 1500, 2000, 3000)
+    offsets: tuple[float, ...] = (  # threshold offsets swept at offset_pairs stored pairs
+        0.0, 1.0, 2.0, 3.0, 4.0)
     offset_pairs: int = 250  # stored pairs for the threshold-offset sweep
     probe_changes: int = 2  # ones removed from / added to the probes of the offset sweep
     linear_n: int = 64  # linear associator: key dimension
-    linear_counts: tuple[int, ...] = (2, 4, 8, 16, 24, 32, 48, 56, 64, 72, 96, 128, 192)  # linear associator: numbers of stored pairs P
+    linear_counts: tuple[int, ...] = (  # linear associator: numbers of stored pairs P
+        2, 4, 8, 16, 24, 32, 48, 56, 64, 72, 96, 128, 192)
     linear_trials: int = 20  # linear associator: random draws averaged per P
-    dataset: str = "digits"  # images stored in the auto-associator (data set: digits, mnist or fashion_mnist)
-    images_per_class: tuple[int, ...] = (1, 2, 3)  # training images stored per class (one curve each)
+    dataset: str = "digits"  # images of the auto-associator: digits, mnist or fashion_mnist
+    images_per_class: tuple[int, ...] = (  # training images stored per class (one curve each)
+        1, 2, 3)
     image_noise: float = 0.1  # pixel-flip probability of the degraded probes
     image_occlusion: float = 0.25  # fraction of pixels hidden by the occluding band
-    noise_levels: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)  # flip probabilities swept on the recall curve
+    noise_levels: tuple[float, ...] = (  # flip probabilities swept on the recall curve
+        0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
     recall_iterations: int = 10  # iterations of s <- sign(W s) per recall
     image_trials: int = 50  # random degradations averaged per point
     seed: int = 0  # seed of every random draw

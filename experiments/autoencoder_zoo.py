@@ -64,7 +64,7 @@ INACTIVE_BELOW = 0.1
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"                 # an MNIST-shaped data set (square images, [0, 1] pixels)  # an MNIST-shaped data set (square images, [0, 1] pixels)
+    dataset: str = "mnist"  # an MNIST-shaped data set: digits, mnist, fashion_mnist
     n_train: int = 10000  # training digits (autoencoders and linear probes)
     n_test: int = 10000  # test digits for every measurement
     n_monitor: int = 1000  # validation digits evaluated after each epoch

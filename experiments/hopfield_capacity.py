@@ -58,7 +58,7 @@ class Config:
     n_seeds: int = 8  # networks per load, stored and recalled as one vmapped program
     n_probes: int = 50  # recall probes per network
     max_sweeps: int = 100  # most asynchronous sweeps per recall
-    flip_fraction: float = 0.0  # probability of flipping each bit of a probe (0: start at the pattern)
+    flip_fraction: float = 0.0  # probability of flipping each probe bit (0: the pattern)
     retrieved_overlap: float = 0.9  # final overlap above which a probe counts as retrieved
     seed: int = 0  # seed of the patterns, probes and update orders
 

@@ -49,7 +49,7 @@ class Config:
     notes_epochs: int = 20  # notes: training epochs
     notes_batch_size: int = 32  # notes: examples per update
     notes_learning_rate: float = 0.5  # notes: gradient-descent step size eta
-    checkpoint_every: int = 500  # updates between checkpoints (a killed run resumes from the newest)
+    checkpoint_every: int = 500  # updates between checkpoints (resume point)
 
     def __post_init__(self):
         unknown = set(self.variants) - {"relu", "notes"}

@@ -56,7 +56,8 @@ XOR_Y = np.array([0, 1, 1, 0], np.int32)
 @dataclasses.dataclass(frozen=True)
 class Config:
     dims: tuple[int, ...] = (2, 10, 50)  # input dimensions d
-    margins: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # margins gamma of the generated data sets (in (0, 1))
+    margins: tuple[float, ...] = (  # margins gamma of the generated data sets (in (0, 1))
+        0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
     n_points: int = 500  # points per data set
     n_seeds: int = 16  # data sets per (d, margin), run as one vmapped program
     max_epochs: int = 2000  # most epochs before a run counts as not converged

@@ -52,9 +52,10 @@ class Config:
     length: int = 200  # sequence length T
     hidden_size: int = 64  # hidden units of each cell
     cells: tuple[str, ...] = ("rnn", "lstm", "gru")  # cell types: rnn, lstm, gru
-    radii: tuple[float, ...] = (0.5, 0.9, 1.0, 1.1, 1.5)  # spectral radii r of the orthogonal recurrent matrices swept
+    radii: tuple[float, ...] = (  # spectral radii r of the orthogonal recurrent matrices swept
+        0.5, 0.9, 1.0, 1.1, 1.5)
     train_steps: int = 1000  # adding-problem training updates before the trained measurement
-    adding_run: str = ""  # run directory of adding_problem whose trained params to use ('': train here)
+    adding_run: str = ""  # an adding_problem run dir to take trained params from
     n_sequences: int = 32  # sequences the gradient norms are averaged over
     seed: int = 0  # seed of the params and sequences
 
