@@ -31,8 +31,7 @@ TABLE = {"2 Conv+pooling (K. Rasul)": 0.876, "2 Conv+pooling (TensorFlow's doc)"
 @dataclasses.dataclass(frozen=True)
 class Config:
     dataset: str = "fashion_mnist"  # data set: digits, mnist or fashion_mnist
-    channels: tuple[int, ...] = (  # output channels of the 5x5 conv layers (each followed by 2x2 max pooling)
-        32, 64)
+    channels: tuple[int, ...] = (32, 64)  # channels of the 5x5 conv layers (2x2 max pooling after each)
     hidden: int = 256  # units of the dense layer before the classifier
     dropout: float = 0.4  # dropout rate before the dense layers
     epochs: int = 10  # training epochs
