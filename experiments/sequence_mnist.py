@@ -136,9 +136,9 @@ class Config:
                      "pixel_batch_size", "pixel_evals", "pixel_eval_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Config.{name} must be >= 1, got {getattr(self, name)}")
-        if self.pixel_evals > self.pixel_steps:
-            raise ValueError(f"pixel_evals ({self.pixel_evals}) cannot exceed pixel_steps "
-                             f"({self.pixel_steps})")
+        if self.pixel_steps % self.pixel_evals:
+            raise ValueError(f"pixel_steps ({self.pixel_steps}) must be a multiple of pixel_evals "
+                             f"({self.pixel_evals})")
 
 
 def _sequences(name: str, x: np.ndarray, config: Config) -> np.ndarray:
@@ -152,16 +152,13 @@ def _sequences(name: str, x: np.ndarray, config: Config) -> np.ndarray:
 def _fit_in_chunks(model, loss_fn, eval_fn, optimizer, train, valid, train_config: TrainConfig,
                    total_steps: int, n_chunks: int, run_dir: str, record: dict):
     """``fit`` for ``total_steps`` updates, evaluated on ``valid`` after each of ``n_chunks``
-    equal chunks (one learning-curve point each). Each chunk resumes from the previous one's
-    checkpoint, so the updates and batches are those of one uninterrupted run (and a killed run
-    resumes from its newest checkpoint); the last chunk's history holds every chunk's."""
-    fitted = None
-    for k in range(1, n_chunks + 1):
-        stop = round(k * total_steps / n_chunks)
-        fitted = fit(model.init, loss_fn, optimizer, train,
-                     dataclasses.replace(train_config, max_steps=stop), eval_fn=eval_fn,
-                     eval_data=valid, run_dir=run_dir, resume=True, record=record)
-    return fitted
+    equal chunks (one learning-curve point each, ``eval_every``), checkpointed at each point so
+    that a killed run resumes from the newest."""
+    every = total_steps // n_chunks
+    return fit(model.init, loss_fn, optimizer, train,
+               dataclasses.replace(train_config, max_steps=total_steps, eval_every=every,
+                                   checkpoint_every=every),
+               eval_fn=eval_fn, eval_data=valid, run_dir=run_dir, resume=True, record=record)
 
 
 def _run_variant(name: str, config: Config, splits: dict, run_dir: str) -> tuple[dict, list]:
