@@ -4,6 +4,7 @@ on the test split; summaries over seeds."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Sequence
 
@@ -29,15 +30,17 @@ def load_splits(dataset: str, n_train: int = 0) -> tuple[tuple, tuple, tuple]:
 
 
 def make_finetune(sizes: Sequence[int], train, valid, test, *, epochs: int, batch_size: int,
-                  learning_rate: float, momentum: float,
-                  log: Callable[..., None]) -> tuple[Model, Callable]:
+                  learning_rate: float, momentum: float, log: Callable[..., None],
+                  run_dir: str | None = None, checkpoint_every: int = 0) -> tuple[Model, Callable]:
     """``(model, finetune)``: the MLP ``sizes`` (sigmoid hidden units; random init is Glorot's
     uniform with the 4x sigmoid scale) and ``finetune(name, init_fn, seed) -> (row, history)``,
     which trains from ``init_fn``'s params on ``train = (x, y)`` (validation error per epoch on
-    ``valid``), logs every epoch through ``log(phase="finetune", init=name, seed=seed, ...)`` and
-    returns the test error, the last validation error and the seconds taken."""
+    ``valid``), logs every epoch through ``log(phase="finetune", init=name, seed=seed, ...)``
+    (without the wall-clock seconds) and returns the test error, the last validation error and
+    the seconds taken. With ``run_dir`` each fine-tuning is a resumable ``fit`` phase in
+    ``run_dir/seed_<seed>/finetune_<name>``."""
     model = mlp(sizes, activation="sigmoid", w_init="glorot_uniform_sigmoid")
-    loss_fn, eval_fn = classifier(model.apply, dropout=False)
+    loss_fn, eval_fn = classifier(model.apply, train_mode=False)
     steps = epochs * (len(train[0]) // batch_size)
     optimizer = optax.sgd(optax.cosine_decay_schedule(learning_rate, steps), momentum=momentum)
     evaluate = make_evaluate(eval_fn, 1000)
@@ -45,13 +48,18 @@ def make_finetune(sizes: Sequence[int], train, valid, test, *, epochs: int, batc
 
     def finetune(name: str, init_fn: Callable, seed: int) -> tuple[dict, list]:
         start = time.perf_counter()
+        phase_dir = (None if run_dir is None
+                     else os.path.join(run_dir, f"seed_{seed}", f"finetune_{name}"))
         result = fit(init_fn, loss_fn, optimizer, train,
-                     TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False),
-                     eval_fn=eval_fn, eval_data=valid)
+                     TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False,
+                                 checkpoint_every=checkpoint_every),
+                     eval_fn=eval_fn, eval_data=valid, run_dir=phase_dir,
+                     resume=phase_dir is not None)
         seconds = time.perf_counter() - start
         test_metrics = {k: float(v) for k, v in evaluate(result.state.params, test).items()}
         for record in result.history:
-            log(phase="finetune", init=name, seed=seed, **record)
+            log(phase="finetune", init=name, seed=seed,
+                **{k: v for k, v in record.items() if k != "seconds"})
         print(f"seed {seed} {name}: test error {test_metrics['error']:.4f} "
               f"({seconds:.0f} s fine-tuning)", flush=True)
         row = {"seed": seed, "test_error": test_metrics["error"],

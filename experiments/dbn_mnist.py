@@ -14,6 +14,10 @@ training images; the same MLP from random weights (Glorot's uniform init with th
 sigmoid units) gets the same fine-tuning budget. Test
 error on the 10,000 test images, mean and spread over seeds; also ancestral samples of the DBN
 (Gibbs in the top RBM, then one top-down pass).
+
+Every training phase runs through ``dlmodels.train.fit`` with ``resume=True`` in its own folder
+(``seed_<s>/pretrain/layer_<l>``, ``seed_<s>/finetune_<init>``), so calling ``main`` again on the
+same run directory continues a killed run and ends with the same results.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlmodels.energy import dbn, training
+from dlmodels.energy import dbn, rbm
 from dlmodels.experiment import MetricsLog
 from dlmodels.plots import image_grid, training_curves
 from dlmodels.experiments._finetune import (load_splits, make_finetune, pretrained_vs_random,
@@ -50,6 +54,7 @@ class Config:
     momentum: float = 0.9
     n_train: int = 0                       # 0: the whole training split
     sample_steps: int = 1000
+    checkpoint_every: int = 2500           # updates (500 per epoch at 50,000 examples)
 
     def __post_init__(self):
         if not self.hidden or min(self.hidden) < 1:
@@ -62,8 +67,9 @@ def main(config: Config, run_dir: str) -> dict:
     (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = load_splits(config.dataset,
                                                                            config.n_train)
     sizes = (x_train.shape[1], *config.hidden, 10)
-    rbm_config = training.RBMTrainConfig(epochs=config.pretrain_epochs, batch_size=config.batch_size,
-                                         learning_rate=config.pretrain_learning_rate)
+    rbm_config = rbm.RBMTrainConfig(epochs=config.pretrain_epochs, batch_size=config.batch_size,
+                                    learning_rate=config.pretrain_learning_rate,
+                                    checkpoint_every=config.checkpoint_every)
     log = MetricsLog(run_dir)
 
     # the random baseline gets Glorot's init for sigmoid units (4x the tanh scale); with the
@@ -71,7 +77,8 @@ def main(config: Config, run_dir: str) -> dict:
     model, finetune = make_finetune(
         sizes, (x_train, y_train), (x_valid, y_valid), (x_test, y_test),
         epochs=config.finetune_epochs, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, momentum=config.momentum, log=log)
+        learning_rate=config.learning_rate, momentum=config.momentum, log=log, run_dir=run_dir,
+        checkpoint_every=config.checkpoint_every)
     runs = {"pretrained": [], "random": []}
     histories, pretrain_histories, samples = {}, {}, None
     for seed in config.seeds:
@@ -80,8 +87,10 @@ def main(config: Config, run_dir: str) -> dict:
         start = time.perf_counter()
         layers, pre_hist = dbn.pretrain(
             k_pre, x_train, sizes[:-1], rbm_config,
-            callback=lambda layer, epoch, p, record, seed=seed: log(
-                phase="pretrain", seed=seed, layer=layer, **record))
+            run_dir=os.path.join(run_dir, f"seed_{seed}", "pretrain"), resume=True,
+            callback=lambda layer, record, seed=seed: log(
+                phase="pretrain", seed=seed, layer=layer,
+                **{k: v for k, v in record.items() if k != "seconds"}))
         pretrain_seconds = time.perf_counter() - start
         pretrain_histories[seed] = [h[-1] for h in pre_hist]
         if samples is None:

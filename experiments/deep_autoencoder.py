@@ -1,8 +1,8 @@
-"""Deep autoencoder 784-1000-500-250-30 pretrained with RBMs, unrolled and fine-tuned (Hinton & Salakhutdinov 2006).
+"""Deep autoencoder 784-1000-500-250-30 pretrained with RBMs, unfolded and fine-tuned (Hinton & Salakhutdinov 2006).
 
 Hinton & Salakhutdinov (2006, "Reducing the dimensionality of data with neural networks",
 Science 313) pretrain a stack of RBMs 784-1000-500-250-30 on the 60,000 MNIST training images
-(the top RBM with linear hidden units: unit-variance Gaussian noise around a linear mean), unroll it
+(the top RBM with linear hidden units: unit-variance Gaussian noise around a linear mean), unfold ("unroll") it
 into a 784-1000-500-250-30-250-500-1000-784 autoencoder (the decoder starts from the transposed
 weights), and fine-tune it by backpropagating the cross-entropy reconstruction error. Their
 average squared reconstruction error per test image (summed over the 784 pixels): autoencoder 3.00,
@@ -15,10 +15,15 @@ learning rate 0.1 for the binary RBMs and 0.001 for the linear-code RBM) with a 
 ``pretrain_epochs`` per RBM instead of 50 and ``finetune_epochs`` of Adam with a cosine-decayed
 rate instead of 200 epochs of conjugate gradients. The lower three RBMs are shared by the 30-unit
 and the 2-unit autoencoders (only the top RBM differs). Reported on the 10,000 test images:
-squared error per image for the fine-tuned autoencoder, the unrolled stack before fine-tuning,
+squared error per image for the fine-tuned autoencoder, the unfolded stack before fine-tuning,
 the same autoencoder trained from random weights with the same fine-tuning budget, and PCA with 30
 (and 2) components fitted to the training images (scikit-learn's ``PCA``), beside the published
 numbers; the 2-D code scatter beside PCA's 2-D projection; reconstructions.
+
+Every training phase runs through ``dlmodels.train.fit`` with ``resume=True`` in its own folder
+(``pretrain/layer_<l>``, ``pretrain_code_<n>/layer_0``, ``finetune_<name>``; checkpoints every
+``checkpoint_every`` updates), so calling ``main`` again on the same run directory continues a
+killed run and ends with the same results.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import optax
 
 from dlmodels import autoencoders as ae
 from dlmodels import data
-from dlmodels.energy import training
+from dlmodels.energy import rbm
 from dlmodels.experiment import MetricsLog
 from dlmodels.plots import code_scatter, training_curves
 from dlmodels.train import TrainConfig, fit, make_evaluate
@@ -61,6 +66,7 @@ class Config:
     learning_rate: float = 3e-4
     random_baseline: bool = True
     seed: int = 0
+    checkpoint_every: int = 3000           # updates (600 per epoch at 60,000 examples)
 
     def __post_init__(self):
         if not self.hidden or min(self.hidden) < 1 or self.code < 1 or self.code_2d < 0:
@@ -99,16 +105,21 @@ def main(config: Config, run_dir: str) -> dict:
     log = MetricsLog(run_dir)
 
     def rbm_config(rate, epochs=config.pretrain_epochs):
-        return training.RBMTrainConfig(epochs=epochs, batch_size=config.batch_size,
-                                       learning_rate=rate)
+        return rbm.RBMTrainConfig(epochs=epochs, batch_size=config.batch_size, learning_rate=rate,
+                                  checkpoint_every=config.checkpoint_every)
+
+    def deterministic(record):
+        return {k: v for k, v in record.items() if k != "seconds"}
 
     start = time.perf_counter()
     lower, _ = ae.pretrain(k_lower, x_train, (x_train.shape[1], *config.hidden), method="rbm",
                            rbm_configs=rbm_config(config.rbm_learning_rate),
-                           callback=lambda layer, epoch, r: log(phase="pretrain", layer=layer, **r))
+                           run_dir=os.path.join(run_dir, "pretrain"), resume=True,
+                           callback=lambda layer, r: log(phase="pretrain", layer=layer,
+                                                         **deterministic(r)))
     codes_below = x_train
     for layer in lower:
-        codes_below = training.transform(layer, codes_below)
+        codes_below = rbm.hidden_probabilities(rbm.rbm(*layer["w"].shape), layer, codes_below)
     lower_seconds = time.perf_counter() - start
     print(f"pretrained {len(lower)} binary RBMs in {lower_seconds:.0f} s", flush=True)
 
@@ -123,13 +134,15 @@ def main(config: Config, run_dir: str) -> dict:
         steps = epochs * (len(x_train) // config.batch_size)
         optimizer = optax.adam(optax.cosine_decay_schedule(config.learning_rate, steps))
         t = time.perf_counter()
+        phase = "finetune_" + name.replace(", ", "_").replace(" ", "_")
         result = fit(init_fn or model.init, loss_fn, optimizer, x_train,
                      TrainConfig(epochs=epochs, batch_size=config.batch_size, seed=config.seed,
-                                 progress=False),
-                     eval_fn=eval_fn, eval_data=x_test)
+                                 progress=False, checkpoint_every=config.checkpoint_every),
+                     eval_fn=eval_fn, eval_data=x_test, run_dir=os.path.join(run_dir, phase),
+                     resume=True)
         seconds = time.perf_counter() - t
         for record in result.history:
-            log(phase="finetune", run=name, **record)
+            log(phase="finetune", run=name, **deterministic(record))
         error = squared_error(result.state.params, model)
         print(f"{name}: {error:.2f} squared error per test image ({seconds:.0f} s)", flush=True)
         return model, result, error, seconds
@@ -153,13 +166,15 @@ def main(config: Config, run_dir: str) -> dict:
         t = time.perf_counter()
         top, _ = ae.pretrain(k, codes_below, (config.hidden[-1], code), method="rbm",
                              code="identity", rbm_configs=rbm_config(config.code_learning_rate),
-                             callback=lambda layer, epoch, r, code=code: log(
-                                 phase="pretrain", layer=len(lower), code=code, **r))
+                             run_dir=os.path.join(run_dir, f"pretrain_code_{code}"), resume=True,
+                             callback=lambda layer, r, code=code: log(
+                                 phase="pretrain", layer=len(lower), code=code,
+                                 **deterministic(r)))
         top_seconds = time.perf_counter() - t
-        stacked = ae.unroll([*lower, *top])
+        stacked = ae.unfold([*lower, *top])
         model = ae.deep_autoencoder(sizes, code="identity")
         row = {"layer_sizes": sizes, "top_rbm_seconds": round(top_seconds, 1),
-               "unrolled_before_finetuning": squared_error(stacked, model)}
+               "unfolded_before_finetuning": squared_error(stacked, model)}
         model, fitted, row["pretrained_finetuned"], row["finetune_seconds"] = finetune(
             f"pretrained, code {code}", lambda _: stacked, sizes, epochs)
         histories[f"pretrained, code {code}"] = fitted.history
@@ -195,5 +210,5 @@ def main(config: Config, run_dir: str) -> dict:
             n=30, title="test images and their reconstructions from 30 numbers"))
     results["curves_png"] = os.path.basename(training_curves(
         histories, os.path.join(run_dir, "finetune.png"),
-        keys=("train_loss", "eval_squared_error"), title="fine-tuning the unrolled autoencoders"))
+        keys=("train_loss", "eval_squared_error"), title="fine-tuning the unfolded autoencoders"))
     return results

@@ -12,6 +12,10 @@ For each model: log Z by AIS (same schedule proportions, ``ais_betas`` distribut
 ``ais_chains`` chains, ``ais_runs`` independent runs whose agreement is reported), the average
 test and train log-likelihood -F(v) - log Z, pseudo-likelihood per epoch, samples (Gibbs chains)
 and filters. The training budget (epochs) is far below the paper's; the gap is reported.
+
+Each variant trains through ``dlmodels.train.fit`` (``rbm.train``) in ``run_dir/<variant>`` with
+``resume=True`` and a checkpoint every ``checkpoint_every`` updates, so calling ``main`` again on
+the same run directory continues where a killed run stopped and ends with the same results.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels import data
-from dlmodels.energy import rbm, training
+from dlmodels.energy import rbm
 from dlmodels.experiment import MetricsLog
 from dlmodels.plots import image_grid, training_curves
 
@@ -50,6 +54,7 @@ class Config:
     ais_runs: int = 2
     sample_steps: int = 1000
     seed: int = 0
+    checkpoint_every: int = 3000                            # updates (600 per epoch at 60,000)
 
     def __post_init__(self):
         if len(self.epochs) != len(self.variants):
@@ -64,17 +69,18 @@ def binarise(key: jax.Array, x: np.ndarray) -> np.ndarray:
     return np.asarray(jax.random.uniform(key, x.shape) < jnp.asarray(x), np.float32)
 
 
-def _variant_config(name: str, epochs: int, config: Config) -> training.RBMTrainConfig:
+def _variant_config(name: str, epochs: int, config: Config, seed: int) -> rbm.RBMTrainConfig:
     pcd = name == "pcd"
-    return training.RBMTrainConfig(
+    return rbm.RBMTrainConfig(
         epochs=epochs, batch_size=config.batch_size, method="pcd" if pcd else "cd",
         k=1 if pcd else int(name[2:]), n_chains=config.batch_size,
         learning_rate=config.pcd_learning_rate if pcd else config.learning_rate,
-        learning_rate_decay=True, weight_decay=config.weight_decay, seed=config.seed)
+        learning_rate_decay=True, weight_decay=config.weight_decay, seed=seed,
+        data_seed=config.seed, monitor_size=1000, checkpoint_every=config.checkpoint_every)
 
 
-def _log_likelihoods(params, log_z, x, batch=5000):
-    f = jax.jit(rbm.free_energy)
+def _log_likelihoods(model, params, log_z, x, batch=5000):
+    f = jax.jit(model.free_energy)
     total = sum(float(jnp.sum(f(params, jnp.asarray(x[i:i + batch])))) for i in range(0, len(x), batch))
     return -total / len(x) - log_z
 
@@ -96,25 +102,26 @@ def main(config: Config, run_dir: str) -> dict:
     n_visible = v_train.shape[1]
     side = int(round(np.sqrt(n_visible)))
     base_bias = rbm.base_rate_bias(v_train)
-    ais = jax.jit(rbm.ais_log_partition, static_argnums=(2, 3))
+    model = rbm.rbm(n_visible, config.n_hidden)
+    ais = jax.jit(model.ais_log_partition, static_argnums=(2, 3))
 
     results = {"published": PUBLISHED, "n_train": len(v_train), "n_test": len(v_test),
                "binarisation": "stochastic, once, fixed seed", "models": {}}
     histories, samples, filters = {}, {}, {}
     log = MetricsLog(run_dir)
     for i, (name, epochs) in enumerate(zip(config.variants, config.epochs)):
-        k_init, k_train, k_ais, k_sample = jax.random.split(jax.random.fold_in(k_models, i), 4)
-        params = rbm.init(k_init, n_visible, config.n_hidden, b_visible=base_bias)
-        tc = _variant_config(name, epochs, config)
-
-        def log_epoch(epoch, p, record, name=name):
-            log(variant=name, **record)
-
+        k_seed, k_ais, k_sample = jax.random.split(jax.random.fold_in(k_models, i), 3)
+        tc = _variant_config(name, epochs, config,
+                             seed=int(jax.random.randint(k_seed, (), 0, 2 ** 30)))
         start = time.perf_counter()
-        params, history = training.train(k_train, params, v_train, tc,
-                                         monitor_data=v_test[:1000], callback=log_epoch)
+        fitted = rbm.train(model, v_train, tc, monitor_data=v_test[:1000],
+                           run_dir=os.path.join(run_dir, name), resume=True,
+                           record={"experiment": "rbm_mnist", "variant": name})
         train_seconds = time.perf_counter() - start
+        params, history = fitted.state.params, fitted.history
         histories[name] = history
+        for record in history:    # deterministic records only: no wall-clock seconds
+            log(variant=name, **{k: v for k, v in record.items() if k != "seconds"})
 
         start = time.perf_counter()
         runs = jax.block_until_ready([
@@ -123,8 +130,8 @@ def main(config: Config, run_dir: str) -> dict:
         ais_seconds = time.perf_counter() - start
         log_zs = [float(r.log_z) for r in runs]
         log_z = float(np.mean(log_zs))
-        test_ll = _log_likelihoods(params, log_z, v_test)
-        train_ll = _log_likelihoods(params, log_z, v_train[:10000])
+        test_ll = _log_likelihoods(model, params, log_z, v_test)
+        train_ll = _log_likelihoods(model, params, log_z, v_train[:10000])
         published = PUBLISHED.get(name)
         results["models"][name] = {
             "method": tc.method, "k": tc.k, "epochs": epochs, "learning_rate": tc.learning_rate,
@@ -133,10 +140,10 @@ def main(config: Config, run_dir: str) -> dict:
             "test_log_likelihood": test_ll, "train_log_likelihood_first_10k": train_ll,
             "published_test_log_likelihood": published,
             "gap_to_published": None if published is None else test_ll - published,
-            "final_pseudo_log_likelihood_test": history[-1]["pseudo_log_likelihood"],
-            "final_reconstruction_error_test": history[-1]["reconstruction_error"],
+            "final_pseudo_log_likelihood_test": history[-1]["eval_pseudo_log_likelihood"],
+            "final_reconstruction_error_test": history[-1]["eval_reconstruction_error"],
         }
-        samples[f"{name}: samples"] = np.asarray(rbm.sample(
+        samples[f"{name}: samples"] = np.asarray(model.sample(
             k_sample, params, 100, config.sample_steps, v0=jnp.asarray(v_test[:100])))
         order = np.argsort(-np.linalg.norm(np.asarray(params["w"]), axis=0))[:100]
         filters[f"{name}: filters"] = np.asarray(params["w"])[:, order].T
@@ -154,6 +161,6 @@ def main(config: Config, run_dir: str) -> dict:
         title="RBM filters (columns of W, 100 of largest norm)"))
     results["curves_png"] = os.path.basename(training_curves(
         histories, os.path.join(run_dir, "rbm_curves.png"),
-        keys=("pseudo_log_likelihood", "reconstruction_error"),
+        keys=("eval_pseudo_log_likelihood", "eval_reconstruction_error"),
         title="monitors on 1,000 test images per epoch"))
     return results

@@ -14,6 +14,10 @@ fine-tuned by SGD with momentum (cosine-decayed rate) on the 50,000 training ima
 from random weights (Glorot's uniform init with the 4x sigmoid scale) gets the same fine-tuning
 budget. Test error on the 10,000 test images per seed; the first layer's features (x* = W_i /
 ||W_i||) beside those of a plain autoencoder trained the same way without corruption.
+
+Every training phase runs through ``dlmodels.train.fit`` with ``resume=True`` in its own folder
+(``seed_<s>/pretrain/layer_<l>``, ``seed_<s>/plain/layer_0``, ``seed_<s>/finetune_<init>``), so
+calling ``main`` again on the same run directory continues a killed run with the same results.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Config:
     learning_rate: float = 0.1
     momentum: float = 0.9
     plain_features: bool = True            # also pretrain layer 1 without noise, for the figure
+    checkpoint_every: int = 2500           # updates (500 per epoch at 50,000 examples)
 
     def __post_init__(self):
         if not self.hidden or min(self.hidden) < 1:
@@ -76,7 +81,8 @@ def main(config: Config, run_dir: str) -> dict:
     model, finetune = make_finetune(
         sizes, (x_train, y_train), (x_valid, y_valid), (x_test, y_test),
         epochs=config.finetune_epochs, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, momentum=config.momentum, log=log)
+        learning_rate=config.learning_rate, momentum=config.momentum, log=log, run_dir=run_dir,
+        checkpoint_every=config.checkpoint_every)
 
     runs = {"pretrained": [], "random": []}
     histories, first_layers, pretraining = {}, {}, {}
@@ -88,8 +94,10 @@ def main(config: Config, run_dir: str) -> dict:
             k_pre, x_train, sizes[:-1], method="dae", level=config.levels,
             epochs=config.pretrain_epochs, batch_size=config.batch_size,
             optimizer=optax.adam(config.pretrain_learning_rate),
-            callback=lambda layer, epoch, r, seed=seed: log(phase="pretrain", seed=seed,
-                                                            layer=layer, **r))
+            run_dir=os.path.join(run_dir, f"seed_{seed}", "pretrain"), resume=True,
+            callback=lambda layer, r, seed=seed: log(
+                phase="pretrain", seed=seed, layer=layer,
+                **{k: v for k, v in r.items() if k != "seconds"}))
         pretrain_seconds = time.perf_counter() - start
         pretraining[seed] = [{"level": level, "final_eval_cross_entropy":
                               h[-1]["eval_reconstruction_error"],
@@ -102,7 +110,9 @@ def main(config: Config, run_dir: str) -> dict:
             if config.plain_features:
                 plain, _ = ae.pretrain(k_plain, x_train, sizes[:2], method="ae",
                                        epochs=config.pretrain_epochs, batch_size=config.batch_size,
-                                       optimizer=optax.adam(config.pretrain_learning_rate))
+                                       optimizer=optax.adam(config.pretrain_learning_rate),
+                                       run_dir=os.path.join(run_dir, f"seed_{seed}", "plain"),
+                                       resume=True)
                 first_layers["plain (no corruption)"] = np.asarray(plain[0]["w"])
         pretrained_vs_random(finetune, model, layers, sizes[-1], k_out, seed, pretrain_seconds,
                              runs, histories)

@@ -120,22 +120,23 @@ def _stop_energy(config: Config, run_dir: str) -> dict:
     """RBM: exact vs AIS test log-likelihood; Hopfield: recall overlap at low and high load."""
     import jax.numpy as jnp
 
-    from dlmodels.energy import hopfield, rbm, training
+    from dlmodels.energy import hopfield, rbm
 
     x_train, x_test = data.load("digits", "train")[0], data.load("digits", "test")[0]
     v_train, v_test = (x_train > 0.5).astype("float32"), (x_test > 0.5).astype("float32")
     bias = rbm.base_rate_bias(v_train)
+    model = rbm.rbm(64, 16)
     rows = {}
     for i, method in enumerate(("cd", "pcd")):
-        k_init, k_train, k_ais = jax.random.split(jax.random.PRNGKey(i), 3)
-        params = rbm.init(k_init, 64, 16, b_visible=bias)
-        params, _ = training.train(k_train, params, v_train, training.RBMTrainConfig(
+        k_ais = jax.random.fold_in(jax.random.PRNGKey(i), 1)
+        params = rbm.train(model, v_train, rbm.RBMTrainConfig(
             epochs=config.rbm_epochs, batch_size=20, method=method, learning_rate=0.05,
-            learning_rate_decay=True))
-        exact = float(rbm.log_likelihood(params, v_test, rbm.log_partition_exact(params)))
-        ais = rbm.ais_log_partition(k_ais, params, 2000, 100, base_visible_bias=bias)
+            learning_rate_decay=True, seed=i), run_dir=os.path.join(run_dir, f"rbm_{method}"),
+            resume=True).state.params
+        exact = float(model.log_likelihood(params, v_test, model.log_partition_exact(params)))
+        ais = model.ais_log_partition(k_ais, params, 2000, 100, base_visible_bias=bias)
         rows[f"{method}-1"] = {"exact": exact,
-                               "ais": float(rbm.log_likelihood(params, v_test, ais.log_z)),
+                               "ais": float(model.log_likelihood(params, v_test, ais.log_z)),
                                "ais_spread": float(ais.spread)}
     n_units = 500
     hop = {}

@@ -41,7 +41,7 @@ def test_deep_autoencoder_smoke(tmp_path):
         "finetune_epochs": 1, "finetune_epochs_2d": 1, "n_train": 400}, run_dir=str(tmp_path))
     row = results["code_30"]
     assert list(row["layer_sizes"]) == [64, 16, 4]
-    for name in ("pretrained_finetuned", "unrolled_before_finetuning", "random_init_finetuned", "pca"):
+    for name in ("pretrained_finetuned", "unfolded_before_finetuning", "random_init_finetuned", "pca"):
         assert np.isfinite(row[name]) and row[name] > 0
     assert row["beats_pca"] == (row["pretrained_finetuned"] < row["pca"])
     assert list(results["code_2d"]["layer_sizes"]) == [64, 16, 2]
