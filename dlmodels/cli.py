@@ -101,6 +101,7 @@ def _cmd_run(args) -> int:
             run_dir = args.resume
         else:
             experiment.make_config(module, changes)  # every check, before any work
+            experiment.check_new_run_dir(args.run_dir)
             run_dir = args.run_dir or experiment.new_run_dir(name, args.root or "runs")
     except ValueError as e:
         print(f"dlmodels run {name}: {e}", file=sys.stderr)

@@ -346,6 +346,14 @@ def new_run_dir(name: str, root: str | os.PathLike = "runs") -> str:
     return path
 
 
+def check_new_run_dir(run_dir: str | os.PathLike | None) -> None:
+    """Refuse (``ValueError``) a run directory that already holds a run: the phases would resume
+    from its checkpoints under another config."""
+    if run_dir is not None and os.path.exists(os.path.join(run_dir, "config.json")):
+        raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                         f"or choose a new run directory")
+
+
 def run(name: str, overrides: list[str] | dict | None = None, *, root: str = "runs",
         run_dir: str | None = None, resume: bool = False) -> tuple[str, dict]:
     """Run experiment ``name`` with ``overrides``; returns ``(run_dir, results)``.
@@ -363,9 +371,7 @@ def run(name: str, overrides: list[str] | dict | None = None, *, root: str = "ru
         config = saved_config(module, name, run_dir, changes)
     else:
         config = make_config(module, changes)
-        if run_dir is not None and os.path.exists(os.path.join(run_dir, "config.json")):
-            raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
-                             f"or choose a new run directory")
+        check_new_run_dir(run_dir)
         run_dir = run_dir or new_run_dir(name, root)
         os.makedirs(run_dir, exist_ok=True)
         write_json(os.path.join(run_dir, "config.json"),

@@ -60,9 +60,9 @@ def test_tour_smoke(tmp_path, capsys):
     for row in results["mlp"]["variants"].values():
         assert len(row["test_accuracy"]) == 2 and 0.0 <= row["summary"]["mean"] <= 1.0
     assert (run_dir / "mlp_curves.png").stat().st_size > 1000
-    metrics = list(run_dir.rglob("metrics.jsonl"))
+    metrics = list((run_dir / "mlp").rglob("metrics.jsonl"))
     assert len(metrics) == 2
-    assert len(metrics[0].read_text().splitlines()) == 2
+    assert all(len(m.read_text().splitlines()) == 2 for m in metrics)  # one line an epoch
     assert "test accuracy" in capsys.readouterr().out
     for row in results["energy"]["rbm_test_log_likelihood"].values():
         assert abs(row["ais"] - row["exact"]) < 0.2    # AIS against exact enumeration
