@@ -64,7 +64,7 @@ def _stop_mlp(config: Config, run_dir: str) -> dict:
         fitted = fit(model.init, loss_fn, optimizer, train,
                      TrainConfig(epochs=config.epochs, batch_size=config.batch_size),
                      eval_fn=eval_fn, eval_data=valid, seeds=seeds,
-                     run_dir=os.path.join(run_dir, "mlp", name.split("+")[0]),
+                     run_dir=os.path.join(run_dir, "mlp", name.split("+")[0]), resume=True,
                      record={"experiment": "tour", "stop": "mlp", "variant": name})
         seconds = time.perf_counter() - t0
         evaluate = jax.jit(jax.vmap(make_evaluate(eval_fn, 1000), in_axes=(0, None)))
