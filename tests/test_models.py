@@ -77,7 +77,7 @@ MODELS = {
     "autoencoder":         (lambda: autoencoder(12, 5), (4, 12), [(4, 11), (12,)]),
     "autoencoder_tied":    (lambda: autoencoder(12, 5, tied=True, encoder="identity"), (4, 12), [(4, 13)]),
     "deep_autoencoder":    (lambda: deep_autoencoder((12, 8, 3)), (4, 12), [(4, 8), (12,)]),
-    "rbm":                 (rbm_model, (4, 6), [(4, 5), (6,)]),
+    "rbm":                 (rbm_model, (4, 6), [(4, 5), (4, 6, 5)]),
     "elman_cell":          (lambda: cell_model(rnn.elman(6), 5), (4, 5), [(4, 4)]),
     "elman_cell_output":   (lambda: cell_model(rnn.elman(6, output_size=3), 5), (4, 5), [(4, 6)]),
     "jordan_cell":         (lambda: cell_model(rnn.jordan(6, 3), 5), (4, 5), [(4, 4)]),
@@ -95,7 +95,11 @@ MODELS = {
 SLOW = {"alexnet_tiny"}  # eight layers of eager compilations: ~30 s on a busy 2-core CPU
 
 # (row, check) -> why the row does not yet meet the contract (the module must change, not the row)
-PENDING: dict[tuple[str, str], str] = {}
+PENDING: dict[tuple[str, str], str] = {
+    ("deep_autoencoder", "wrong_shape"): "autoencoders/deep.py raises a plain ValueError",
+    ("time_skip_cell", "wrong_shape"): "rnn/unroll.py time_skip does not check x_t: the inner cell "
+                                       "raises for the concatenated [x_t, y_(t-k)], naming (4, 10)",
+}
 
 CHECKS = ("eval_shape", "jit", "vmap", "retrace", "wrong_shape")
 
@@ -129,7 +133,9 @@ def _close(a, b, **tol):
 
 
 def _library_factories() -> set[str]:
-    """The public functions of the model modules whose body builds a ``Model`` or a ``Cell``."""
+    """The public functions of the library that build a model: their body returns ``Model(...)``,
+    ``Cell(...)`` or ``make_cell(...)``, or their return annotation is a NamedTuple with ``init``
+    and ``apply`` fields (as the RBM's)."""
     import importlib
     import pkgutil
 
@@ -144,8 +150,12 @@ def _library_factories() -> set[str]:
             if (attr.startswith("_") or not inspect.isfunction(obj)
                     or obj.__module__ != module.__name__):
                 continue
-            source = inspect.getsource(obj)
-            if re.search(r"return (Model|Cell)\(|return make_cell\(", source):
+            returns = obj.__annotations__.get("return")
+            if isinstance(returns, str):
+                returns = vars(module).get(returns.strip())
+            fields = set(getattr(returns, "_fields", ()))
+            if ({"init", "apply"} <= fields
+                    or re.search(r"return (Model|Cell|make_cell)\(", inspect.getsource(obj))):
                 names.add(attr)
     return names
 
@@ -153,7 +163,7 @@ def _library_factories() -> set[str]:
 def test_table_covers_every_factory():
     """Every function in the library that returns a ``Model`` or a ``Cell`` has a row."""
     factories = _library_factories() - {"make_cell"}  # make_cell assembles the others' parts
-    assert {"dense", "mlp", "lstm", "resnet", "time_skip"} <= factories  # the search finds them
+    assert {"dense", "mlp", "lstm", "resnet", "time_skip", "rbm"} <= factories  # the search works
     rows = " ".join(inspect.getsource(f) for f, _, _ in MODELS.values()) + inspect.getsource(rbm_model)
     missing = sorted(f for f in factories if not re.search(rf"\b{f}\(", rows))
     assert not missing, f"factories without a row in MODELS: {missing}"
