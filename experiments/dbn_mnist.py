@@ -43,18 +43,18 @@ PUBLISHED = {"dbn_up_down": 0.0125, "dbn_backprop": 0.012, "backprop_random_init
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    hidden: tuple[int, ...] = (500, 500, 2000)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    pretrain_epochs: int = 20
-    pretrain_learning_rate: float = 0.05
-    finetune_epochs: int = 20
-    batch_size: int = 100
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    n_train: int = 0                       # 0: the whole training split
-    sample_steps: int = 1000
-    checkpoint_every: int = 2500           # updates (500 per epoch at 50,000 examples)
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    hidden: tuple[int, ...] = (500, 500, 2000)  # hidden layer sizes of the DBN, bottom up
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds, one fine-tuned network each (pretrained and random)
+    pretrain_epochs: int = 20  # CD-1 epochs per RBM layer
+    pretrain_learning_rate: float = 0.05  # CD-1 learning rate
+    finetune_epochs: int = 20  # fine-tuning epochs
+    batch_size: int = 100  # examples per update
+    learning_rate: float = 0.05  # fine-tuning SGD learning rate
+    momentum: float = 0.9  # fine-tuning SGD momentum
+    n_train: int = 0  # training images (0: the whole training split)
+    sample_steps: int = 1000  # Gibbs steps in the top RBM before the samples are drawn
+    checkpoint_every: int = 2500  # updates between checkpoints (500 an epoch at 50,000 images)
 
     def __post_init__(self):
         if not self.hidden or min(self.hidden) < 1:

@@ -52,21 +52,21 @@ PUBLISHED = {"autoencoder": 3.00, "logistic_pca": 8.01, "pca": 13.87,
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    hidden: tuple[int, ...] = (1000, 500, 250)
-    code: int = 30
-    code_2d: int = 2                       # 0: skip the 2-D autoencoder
-    n_train: int = 0                       # 0: the training and validation splits (60,000)
-    pretrain_epochs: int = 20
-    rbm_learning_rate: float = 0.1
-    code_learning_rate: float = 0.001
-    finetune_epochs: int = 40
-    finetune_epochs_2d: int = 20
-    batch_size: int = 100
-    learning_rate: float = 3e-4
-    random_baseline: bool = True
-    seed: int = 0
-    checkpoint_every: int = 3000           # updates (600 per epoch at 60,000 examples)
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    hidden: tuple[int, ...] = (1000, 500, 250)  # encoder layer sizes, bottom up
+    code: int = 30  # linear code units of the main autoencoder
+    code_2d: int = 2  # code units of the second, 2-D autoencoder (0: skip it)
+    n_train: int = 0  # training images (0: training and validation splits, 60,000)
+    pretrain_epochs: int = 20  # CD-1 epochs per RBM layer
+    rbm_learning_rate: float = 0.1  # CD-1 learning rate of the binary RBMs
+    code_learning_rate: float = 0.001  # CD-1 learning rate of the linear-code RBM
+    finetune_epochs: int = 40  # fine-tuning epochs of the main autoencoder
+    finetune_epochs_2d: int = 20  # fine-tuning epochs of the 2-D autoencoder
+    batch_size: int = 100  # examples per update
+    learning_rate: float = 3e-4  # fine-tuning Adam learning rate
+    random_baseline: bool = True  # also fine-tune from random weights, for comparison
+    seed: int = 0  # seed of the params and batches
+    checkpoint_every: int = 3000  # updates between checkpoints (600 an epoch at 60,000 images)
 
     def __post_init__(self):
         if not self.hidden or min(self.hidden) < 1 or self.code < 1 or self.code_2d < 0:

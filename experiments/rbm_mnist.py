@@ -39,22 +39,23 @@ PUBLISHED = {"source": "Salakhutdinov & Murray 2008, table 1 (500 hidden units, 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    n_hidden: int = 500
-    variants: tuple[str, ...] = ("cd1", "pcd", "cd25")    # "cd<k>" or "pcd"
-    epochs: tuple[int, ...] = (40, 40, 12)                  # one per variant
-    batch_size: int = 100
-    learning_rate: float = 0.05
-    pcd_learning_rate: float = 0.01
-    weight_decay: float = 2e-4
-    n_train: int = 0                                        # 0: all 60,000
-    n_test: int = 0                                         # 0: all 10,000
-    ais_betas: int = 14500
-    ais_chains: int = 100
-    ais_runs: int = 2
-    sample_steps: int = 1000
-    seed: int = 0
-    checkpoint_every: int = 3000                            # updates (600 per epoch at 60,000)
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    n_hidden: int = 500  # hidden units
+    variants: tuple[str, ...] = (  # training rules: cd<k> (k Gibbs steps) or pcd
+        "cd1", "pcd", "cd25")
+    epochs: tuple[int, ...] = (40, 40, 12)  # training epochs, one per variant
+    batch_size: int = 100  # examples per update
+    learning_rate: float = 0.05  # CD learning rate
+    pcd_learning_rate: float = 0.01  # PCD learning rate
+    weight_decay: float = 2e-4  # L2 weight decay
+    n_train: int = 0  # training images (0: all 60,000)
+    n_test: int = 0  # test images (0: all 10,000)
+    ais_betas: int = 14500  # intermediate distributions of each AIS run
+    ais_chains: int = 100  # AIS chains per run
+    ais_runs: int = 2  # independent AIS runs (their spread is reported)
+    sample_steps: int = 1000  # Gibbs steps before the samples are drawn
+    seed: int = 0  # seed of the params, batches and chains
+    checkpoint_every: int = 3000  # updates between checkpoints (600 an epoch at 60,000 images)
 
     def __post_init__(self):
         if len(self.epochs) != len(self.variants):

@@ -103,20 +103,23 @@ INITS = {
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "digits"
-    activations: tuple[str, ...] = ("sigmoid", "tanh", "softsign", "relu")
+    dataset: str = "digits"  # data set: digits, mnist or fashion_mnist
+    activations: tuple[str, ...] = (  # hidden activations: sigmoid, tanh, softsign, relu
+        "sigmoid", "tanh", "softsign", "relu")
     # one per activation (or one for all); sigmoid nets need far more updates (see above)
-    learning_rates: tuple[float, ...] = (1.0, 0.1, 0.1, 0.1)
-    steps: tuple[int, ...] = (80_000, 10_000, 10_000, 10_000)
-    inits: tuple[str, ...] = ("standard", "glorot")
-    hidden_size: int = 256
-    n_hidden_layers: int = 5
-    batch_size: int = 10
-    record_every: int = 250
-    n_stats_examples: int = 300
-    saturation_level: float = 0.1
-    hist_bins: int = 60
-    seed: int = 0
+    learning_rates: tuple[float, ...] = (  # SGD learning rate per activation (or one for all)
+        1.0, 0.1, 0.1, 0.1)
+    steps: tuple[int, ...] = (  # training updates per activation (or one for all; multiples of record_every)
+        80_000, 10_000, 10_000, 10_000)
+    inits: tuple[str, ...] = ("standard", "glorot")  # weight initialisations: standard, glorot
+    hidden_size: int = 256  # units per hidden layer
+    n_hidden_layers: int = 5  # hidden layers
+    batch_size: int = 10  # examples per update
+    record_every: int = 250  # updates between recorded activation statistics
+    n_stats_examples: int = 300  # fixed examples the statistics are measured on
+    saturation_level: float = 0.1  # top layer's mean activation below which it counts as saturated
+    hist_bins: int = 60  # bins of the activation and gradient histograms
+    seed: int = 0  # seed of the params and batches
 
     def __post_init__(self):
         unknown = set(self.activations) - set(ACTIVATIONS)

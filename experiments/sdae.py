@@ -43,19 +43,19 @@ PUBLISHED = {"sdae_3": 0.0128, "backprop_random_init": 0.016, "theano_sda": 0.01
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"
-    hidden: tuple[int, ...] = (1000, 1000, 1000)
-    levels: tuple[float, ...] = (0.1, 0.2, 0.3)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    n_train: int = 0                       # 0: the whole training split
-    pretrain_epochs: int = 10
-    pretrain_learning_rate: float = 1e-3
-    finetune_epochs: int = 30
-    batch_size: int = 100
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    plain_features: bool = True            # also pretrain layer 1 without noise, for the figure
-    checkpoint_every: int = 2500           # updates (500 per epoch at 50,000 examples)
+    dataset: str = "mnist"  # data set: digits, mnist or fashion_mnist
+    hidden: tuple[int, ...] = (1000, 1000, 1000)  # hidden layer sizes, bottom up
+    levels: tuple[float, ...] = (0.1, 0.2, 0.3)  # masking probability per layer while pretraining
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds, one fine-tuned network each (pretrained and random)
+    n_train: int = 0  # training images (0: the whole training split)
+    pretrain_epochs: int = 10  # denoising-autoencoder epochs per layer
+    pretrain_learning_rate: float = 1e-3  # pretraining Adam learning rate
+    finetune_epochs: int = 30  # fine-tuning epochs
+    batch_size: int = 100  # examples per update
+    learning_rate: float = 0.1  # fine-tuning SGD learning rate
+    momentum: float = 0.9  # fine-tuning SGD momentum
+    plain_features: bool = True  # also pretrain layer 1 without noise, for the feature figure
+    checkpoint_every: int = 2500  # updates between checkpoints (500 an epoch at 50,000 images)
 
     def __post_init__(self):
         if not self.hidden or min(self.hidden) < 1:

@@ -31,14 +31,14 @@ from dlmodels.train.objectives import classifier
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    n_seeds: int = 4
-    epochs: int = 40
-    hidden: int = 64
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    notes_learning_rate: float = 0.5
-    vanishing_length: int = 50
-    rbm_epochs: int = 30
+    n_seeds: int = 4  # seeds per MLP variant, trained as one vmapped program
+    epochs: int = 40  # MLP training epochs
+    hidden: int = 64  # MLP hidden units
+    batch_size: int = 32  # MLP examples per update
+    learning_rate: float = 3e-3  # ReLU MLP Adam learning rate
+    notes_learning_rate: float = 0.5  # course-notes MLP gradient-descent step size
+    vanishing_length: int = 50  # sequence length T of the vanishing-gradient stop
+    rbm_epochs: int = 30  # RBM training epochs (CD-1 and PCD)
 
     def __post_init__(self):
         if self.n_seeds < 1:
