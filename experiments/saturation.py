@@ -162,43 +162,26 @@ def _finite_or_none(x):
     return None if isinstance(x, float) and not np.isfinite(x) else x
 
 
-def _all_batch_indices(key, n, batch_size, steps) -> np.ndarray:
-    """int [steps, batch_size]: the minibatches of successive epochs (fresh order each epoch)."""
-    per_epoch = n // batch_size
-    epochs = -(-steps // per_epoch)
-    idx = np.concatenate([data.batch_indices(key, n, batch_size, epoch=e) for e in range(epochs)])
-    return idx[:steps]
-
-
 def _train_activation(activation: str, lr: float, n_steps: int, config: Config, train, valid,
-                      test, stats_batch, indices) -> dict:
+                      test, stats_batch, run_dir: str) -> dict:
     """Train one net per initialisation in ``config.inits`` with this activation, as ONE vmapped
-    program over the inits (same seed, same minibatches); returns ``{init: variant}`` with each
-    variant's records, summary and raw per-layer arrays."""
+    ``fit`` over the inits (one init function per run, same seed, same minibatches), recording
+    the per-layer statistics and the validation error every ``record_every`` updates (``fit``'s
+    ``eval_every`` and ``probe_fn``); returns ``{init: variant}`` with each variant's records,
+    summary and raw per-layer arrays. Resumable in ``run_dir`` (checkpoints every 20 records)."""
     n_in, n_out = train[0].shape[1], int(train[1].max()) + 1
     sizes = (n_in,) + (config.hidden_size,) * config.n_hidden_layers + (n_out,)
     models = {init: mlp(sizes, activation=ACTIVATIONS[activation], w_init=INITS[init])
               for init in config.inits}
     apply = models[config.inits[0]].apply  # the forward pass does not depend on the init
-    loss_fn, eval_fn = classifier(apply, dropout=False)
+    loss_fn, eval_fn = classifier(apply, train_mode=False)
     optimizer = optax.sgd(lr)
-    run = make_train_steps(loss_fn, optimizer)
     stats = functools.partial(mlp_stats.layer_statistics, apply, activation=activation,
                               percentiles=(2.0, 50.0, 98.0))
     evaluate = make_evaluate(eval_fn, 1000)
     x_stats, y_stats = stats_batch
-
-    @jax.jit
-    def init_states():
-        states = [init_state(models[i].init, optimizer, config.seed) for i in config.inits]
-        return jax.tree.map(lambda *a: jnp.stack(a), *states)  # leading axis: one per init
-
-    @jax.jit
-    @functools.partial(jax.vmap, in_axes=(0, None, None, None))
-    def chunk(state, train, valid, idx):  # record_every updates, then the statistics
-        state, metrics = run(state, train, idx)
-        return (state, jnp.mean(metrics.loss), jnp.all(metrics.finite),
-                stats(state.params, x_stats), evaluate(state.params, valid)["error"])
+    init_fns = [models[i].init for i in config.inits]
+    seeds = [config.seed] * len(config.inits)
 
     @jax.jit
     @functools.partial(jax.vmap, in_axes=(0, None, None))
@@ -213,22 +196,32 @@ def _train_activation(activation: str, lr: float, n_steps: int, config: Config, 
                 "weight_grad_var": jnp.stack([jnp.var(grads[n]["w"]) for n in names])}
 
     test = (jnp.asarray(test[0]), jnp.asarray(test[1]))
+    steps_per_epoch = len(train[0]) // config.batch_size
     t0 = time.perf_counter()
-    state = init_states()
-    at_init = probe(state.params, valid, test)
-    records = [(0, jnp.full((len(config.inits),), jnp.nan), jnp.ones(len(config.inits), bool),
-                at_init["stats"], at_init["valid_error"])]
-    for c in range(n_steps // config.record_every):  # asynchronous dispatch; read after
-        idx = jnp.asarray(indices[c * config.record_every:(c + 1) * config.record_every])
-        state, loss, finite, layer_stats, valid_error = chunk(state, train, valid, idx)
-        records.append(((c + 1) * config.record_every, loss, finite, layer_stats, valid_error))
-    at_end = jax.tree.map(np.asarray, probe(state.params, valid, test))
-    at_init = jax.tree.map(np.asarray, at_init)
+    fitted = fit(init_fns, loss_fn, optimizer, train,
+                 TrainConfig(epochs=-(-n_steps // steps_per_epoch), batch_size=config.batch_size,
+                             seed=config.seed, data_seed=config.seed, max_steps=n_steps,
+                             steps_per_call=config.record_every, eval_every=config.record_every,
+                             checkpoint_every=20 * config.record_every, on_nonfinite="skip",
+                             progress=False),
+                 eval_fn=eval_fn, eval_data=valid, probe_fn=lambda p: stats(p, x_stats),
+                 seeds=seeds, run_dir=run_dir, resume=True,
+                 record={"experiment": "saturation", "activation": activation})
+    start = init_states(init_fns, optimizer, seeds)
+    at_init = jax.tree.map(np.asarray, probe(start.params, valid, test))
+    at_end = jax.tree.map(np.asarray, probe(fitted.state.params, valid, test))
     seconds = time.perf_counter() - t0
 
+    k_runs = len(config.inits)
+    history = fitted.history
+    records = [(0, np.full((k_runs,), np.nan), 0, at_init["stats"], at_init["valid_error"])]
+    records += [(e["step"], np.asarray(e["train_loss"], np.float64), e.get("skipped_steps", 0),
+                 {name[len("probe_"):]: np.asarray(v) for name, v in e.items()
+                  if name.startswith("probe_")}, np.asarray(e["eval_error"]))
+                for e in history]
+    first_skip = next((r[0] for r in records if r[2]), None)
     steps = np.array([r[0] for r in records])
     loss = np.stack([np.asarray(r[1]) for r in records], axis=1)  # [K, R]
-    finite = np.stack([np.asarray(r[2]) for r in records], axis=1)
     valid_error = np.stack([np.asarray(r[4]) for r in records], axis=1)
     stacked = {k: np.stack([np.asarray(r[3][k]) for r in records], axis=1)  # [K, R, L, ...]
                for k in records[0][3]}
@@ -236,7 +229,8 @@ def _train_activation(activation: str, lr: float, n_steps: int, config: Config, 
     for k, init in enumerate(config.inits):
         history = {"step": steps, "train_loss": loss[k], "valid_error": valid_error[k],
                    **{f"layer_{name}": v[k] for name, v in stacked.items()}}
-        diverged_at = int(steps[np.argmin(finite[k])]) if not finite[k].all() else None
+        # fit skips a non-finite update (on_nonfinite="skip"); the first record that saw one
+        diverged_at = first_skip
         out[init] = {
             "history": history,
             "hidden": {"init": [h[k] for h in at_init["hidden"]],
