@@ -7,9 +7,11 @@ one ``W ~ U[-sqrt(6/(n_in + n_out)), +sqrt(6/(n_in + n_out))]``, biases 0, softm
 negative log-likelihood, plain SGD on minibatches of 10 (as in the paper). Every ``record_every``
 updates, the per-layer activation mean, std, percentiles and saturated fraction are measured on a
 fixed batch of 300 test examples (the paper's Figure 2 protocol), together with the validation
-error. Training runs in jitted chunks of ``record_every`` scanned steps
-(``dlmodels.train.make_train_steps``), each followed by the jitted statistics call, so there is no
-Python loop inside jit and no host round trip per step.
+error. Training runs through ``dlmodels.train.fit`` (the standard and Glorot nets of one
+activation as one vmapped program: one init function per run), with a history entry every
+``record_every`` updates (``eval_every``) holding the validation error and the per-layer
+statistics (``probe_fn``); each activation's run is resumable in ``run_dir/<activation>``
+(checkpoints every 20 records), so calling ``main`` again continues a killed run.
 
 Departures from the paper, for a < 4 minute default run on a 2-core CPU: 256 units per hidden
 layer instead of 1000, and the embedded digits data (8x8, 1,257 training images) instead of
@@ -89,7 +91,7 @@ from dlmodels.experiment import to_jsonable
 from dlmodels.mlp import mlp
 from dlmodels.plots import (plot_layer_curves, plot_layer_histograms, plot_per_layer,
                             training_curves)
-from dlmodels.train import init_state, make_evaluate, make_train_steps
+from dlmodels.train import TrainConfig, fit, init_states, make_evaluate
 from dlmodels.train.objectives import classifier
 
 ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "softsign": jax.nn.soft_sign, "relu": "relu"}
@@ -387,19 +389,16 @@ def main(config: Config, run_dir: str) -> dict:
     n_stats = min(config.n_stats_examples, len(test[0]))
     stats_batch = (jnp.asarray(test[0][:n_stats]), jnp.asarray(test[1][:n_stats]))
     schedule = config.per_activation()
-    indices = _all_batch_indices(jax.random.PRNGKey(config.seed), len(train[0]),
-                                 config.batch_size, max(n for _, n in schedule.values()))
-    train_dev = jax.device_put((jnp.asarray(train[0]), jnp.asarray(train[1])))
-    valid_dev = jax.device_put((jnp.asarray(valid[0]), jnp.asarray(valid[1])))
     print(f"saturation: {config.dataset}, {config.n_hidden_layers} x {config.hidden_size} units, "
           f"SGD batch {config.batch_size}, statistics every {config.record_every} updates on "
           f"{n_stats} test examples")
 
     variants, summaries = {}, {}
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    open(metrics_path, "w").close()    # rewritten in full by a resumed run
     for act, (lr, n_steps) in schedule.items():
-        trained = _train_activation(act, lr, n_steps, config, train_dev, valid_dev, test,
-                                    stats_batch, indices)
+        trained = _train_activation(act, lr, n_steps, config, train, valid, test, stats_batch,
+                                    os.path.join(run_dir, act))
         for init, v in trained.items():
             variants[(act, init)] = v
             name = f"{act}/{init}"
