@@ -124,7 +124,8 @@ def time_skip(cell: Cell, k: int) -> Cell:
     """Skip connections through time: the cell also sees its output from k steps back,
     ``(carry_t, y_t) = cell(carry_{t-1}, [x_t, y_{t-k}])`` (Lin et al. 1996; El Hihi & Bengio
     1996), giving gradients a path of length T/k. Params: the inner cell's, for input size
-    ``D + O``. Carry ``SkipState(inner, history)``."""
+    ``D + O`` (a cell whose params hold ``w_x``, as every cell here). Carry
+    ``SkipState(inner, history)``."""
     if k < 1:
         raise ValueError(f"time_skip needs k >= 1, got {k}")
     O = cell.output_size
@@ -133,6 +134,8 @@ def time_skip(cell: Cell, k: int) -> Cell:
         return cell.init(key, input_size + O, dtype)
 
     def project(params, x):
+        D = params["w_x"].shape[0] - O                          # the inner cell sees [x, y]
+        check_shape(x, (None,) * (jnp.ndim(x) - 1) + (D,), f"time_skip: input [..., {D}]")
         return x
 
     def step(params, carry, x):
@@ -145,7 +148,7 @@ def time_skip(cell: Cell, k: int) -> Cell:
                          jnp.zeros((k, batch_size, O), dtype))
 
     def apply(params, carry, x_t):
-        return step(params, carry, x_t)
+        return step(params, carry, project(params, x_t))
 
     return Cell(init, apply, initial_carry, project, step, cell.hidden_size, O,
                 lambda params, carry: carry.history[-1])
