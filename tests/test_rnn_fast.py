@@ -175,3 +175,31 @@ def test_no_whole_sequence_copies_inside_loops(kind, options):
             if steps in dims and batch in dims:
                 copies.append(line.strip()[:120])
     assert not copies, copies
+
+
+def test_gate_algebra_pullbacks_equal_autodiff_float64():
+    """The hand-written pullbacks of ``dlmodels.rnn.gates`` (used by the fused backward loops)
+    against ``jax.vjp`` of the forward algebra, and the tanh-form sigmoid against 1 / (1 + e^-x)."""
+    from dlmodels.rnn import gates
+
+    with jax.enable_x64(True):
+        x = np.linspace(-30.0, 30.0, 121)
+        # absolute accuracy: the tanh form rounds sigma(x) << 1 to multiples of ~1e-16 (half an ulp of 0.5)
+        np.testing.assert_allclose(gates.sigmoid(jnp.asarray(x)), 1.0 / (1.0 + np.exp(-x)),
+                                   rtol=1e-14, atol=3e-16)
+        k = jax.random.split(jax.random.PRNGKey(7), 6)
+        z, c = jax.random.normal(k[0], (B, 4 * H), jnp.float64), jax.random.normal(k[1], (B, H), jnp.float64)
+        dh, dc = jax.random.normal(k[2], (B, H), jnp.float64), jax.random.normal(k[3], (B, H), jnp.float64)
+        (_, pullback) = jax.vjp(lambda z, c: gates.lstm_update(gates.lstm_activations(z), c), z, c)
+        dz, dc_prev = gates.lstm_update_backward(gates.lstm_activations(z), c, dh, dc)
+        ref_dz, ref_dc = pullback((dh, dc))
+        np.testing.assert_allclose(dz, ref_dz, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dc_prev, ref_dc, rtol=1e-12, atol=1e-14)
+        u, v = jax.random.normal(k[4], (B, 3 * H), jnp.float64), jax.random.normal(k[5], (B, 3 * H), jnp.float64)
+        h = c
+        (_, pullback) = jax.vjp(lambda u, v, h: gates.gru_update(u, v, h)[1], u, v, h)
+        act, _ = gates.gru_update(u, v, h)
+        du, dv, dh_prev = gates.gru_update_backward(act, v[:, 2 * H:], h, dh)
+        ref_du, ref_dv, ref_dh = pullback(dh)
+        for got, ref in ((du, ref_du), (dv, ref_dv), (dh_prev, ref_dh)):
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
