@@ -96,9 +96,6 @@ SLOW = {"alexnet_tiny"}  # eight layers of eager compilations: ~30 s on a busy 2
 
 # (row, check) -> why the row does not yet meet the contract (the module must change, not the row)
 PENDING: dict[tuple[str, str], str] = {
-    ("deep_autoencoder", "wrong_shape"): "autoencoders/deep.py raises a plain ValueError",
-    ("time_skip_cell", "wrong_shape"): "rnn/unroll.py time_skip does not check x_t: the inner cell "
-                                       "raises for the concatenated [x_t, y_(t-k)], naming (4, 10)",
 }
 
 CHECKS = ("eval_shape", "jit", "vmap", "retrace", "wrong_shape")

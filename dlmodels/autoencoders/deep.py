@@ -74,8 +74,7 @@ def deep_autoencoder(layer_sizes: Sequence[int], *, hidden: str = "sigmoid", cod
 
     def apply(params: dict, x: jax.Array, *, key=None, train: bool = False,
               return_code: bool = False):
-        if x.ndim != 2 or x.shape[1] != sizes[0]:
-            raise ValueError(f"deep_autoencoder: expected x of shape [B, {sizes[0]}], got {x.shape}")
+        validation.check_shape(x, (None, sizes[0]), f"deep_autoencoder: input [batch, {sizes[0]}]")
         h = enc.apply(params["encoder"], x)
         r = dec.apply(params["decoder"], h)
         return (r, h) if return_code else r
