@@ -79,6 +79,7 @@ from dlmodels.cnn import alexnet, lenet5
 from dlmodels.train import step as train_step_lib
 from dlmodels.train.objectives import classifier
 from dlmodels.train.state import create as create_state
+from dlmodels.extras import optional_import
 
 SUITE = "conv"
 OURS = "dlmodels"
@@ -288,8 +289,8 @@ def flax_side(net: Net, params, x, y):
 # -- PyTorch -------------------------------------------------------------------------------------
 
 def _torch_module(net: Net, params):
-    import torch
-    from torch import nn
+    torch = optional_import("torch", needed_for="the PyTorch side of the conv benchmark")
+    nn = torch.nn
 
     out = _sizes(params)
     if net.kind == "lenet5":
@@ -338,8 +339,8 @@ def _torch_module(net: Net, params):
 
 
 def torch_side(net: Net, params, x, y, *, channels_last: bool = False):
-    import torch
-    import torch.nn.functional as F
+    torch = optional_import("torch", needed_for="the PyTorch side of the conv benchmark")
+    F = torch.nn.functional
 
     torch.set_num_threads(os.cpu_count() or 1)
     module = _torch_module(net, params)
@@ -365,8 +366,8 @@ def torch_side(net: Net, params, x, y, *, channels_last: bool = False):
 def conv_rates(net: Net, params) -> tuple[dict[str, Callable], float]:
     """AlexNet's conv2 forward alone (its input as in the step, batch ``net.batch``) in XLA and in
     PyTorch (NCHW and channels_last), and its flops."""
-    import torch
-    import torch.nn.functional as F
+    torch = optional_import("torch", needed_for="the PyTorch side of the conv benchmark")
+    F = torch.nn.functional
 
     w = np.asarray(params["conv2"]["w"])                              # HWIO
     _, h, wd, c = feature_shapes(net, params)["pool1"]

@@ -33,6 +33,7 @@ from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment,
 from dlmodels.data import batch_indices
 from dlmodels.energy import rbm
 from dlmodels.train import init_state, make_train_steps
+from dlmodels.extras import optional_import
 
 SUITE = "rbm"
 
@@ -72,7 +73,8 @@ def matmul_epoch(batch: int):
 
 def bench(n_examples: int, n_visible: int, n_hidden: int, batch: int, *, warmup: int,
           repeats: int) -> tuple[list[Result], dict]:
-    from sklearn.neural_network import BernoulliRBM
+    BernoulliRBM = optional_import("sklearn.neural_network",
+                                   needed_for="the RBM benchmark's peer").BernoulliRBM
 
     rng = np.random.default_rng(0)
     x = (rng.random((n_examples, n_visible)) < 0.13).astype(np.float32)

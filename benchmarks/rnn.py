@@ -49,6 +49,7 @@ import numpy as np
 from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
                                 print_table, time_interleaved, write_json)
 from dlmodels import rnn
+from dlmodels.extras import optional_import
 
 SUITE = "rnn"
 OURS = "dlmodels"
@@ -110,7 +111,7 @@ def _flax(kind: str, s: Shape, cell_name: str):
 
 
 def _equinox(kind: str, s: Shape):
-    import equinox as eqx
+    eqx = optional_import("equinox", needed_for="the Equinox side of the RNN benchmark")
 
     cls = eqx.nn.LSTMCell if kind == "lstm" else eqx.nn.GRUCell
     cell = cls(s.input_size, s.hidden_size, key=jax.random.PRNGKey(1))
@@ -134,7 +135,7 @@ def _equinox(kind: str, s: Shape):
 
 
 def _haiku(kind: str, s: Shape):
-    import haiku as hk
+    hk = optional_import("haiku", needed_for="the Haiku side of the RNN benchmark")
 
     def forward(xs):
         core = hk.LSTM(s.hidden_size) if kind == "lstm" else hk.GRU(s.hidden_size)
@@ -150,7 +151,7 @@ def _haiku(kind: str, s: Shape):
 
 
 def _torch(kind: str, s: Shape):
-    import torch
+    torch = optional_import("torch", needed_for="the PyTorch side of the RNN benchmark")
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)

@@ -43,6 +43,7 @@ from dlmodels.energy import rbm
 from dlmodels.experiment import MetricsLog
 from dlmodels.plots import code_scatter, training_curves
 from dlmodels.train import TrainConfig, fit, make_evaluate
+from dlmodels.extras import optional_import
 
 PUBLISHED = {"autoencoder": 3.00, "logistic_pca": 8.01, "pca": 13.87,
              "source": "Hinton & Salakhutdinov 2006, Science 313, p. 506: average squared "
@@ -89,7 +90,7 @@ def _training_images(config: Config):
 
 
 def _pca(x_train, x_test, k):
-    from sklearn.decomposition import PCA
+    PCA = optional_import("sklearn.decomposition", needed_for="the PCA baseline").PCA
 
     pca = PCA(n_components=k, svd_solver="full" if k > 2 else "auto", random_state=0).fit(x_train)
     codes = pca.transform(x_test)

@@ -35,6 +35,7 @@ import optax
 from dlmodels import autoencoders as ae
 from dlmodels import data
 from dlmodels.plots import figure, save
+from dlmodels.extras import optional_import
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,7 @@ def principal_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def main(config: Config, run_dir: str) -> dict:
-    from sklearn.decomposition import PCA
+    PCA = optional_import("sklearn.decomposition", needed_for="the PCA reference").PCA
 
     x, _ = data.load(config.dataset, "train")
     x = x[:config.n_train].astype(np.float64)
