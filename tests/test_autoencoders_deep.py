@@ -9,6 +9,7 @@ import pytest
 
 from dlmodels import autoencoders as ae
 from dlmodels.energy import rbm
+from dlmodels.validation import ShapeError
 
 
 def sig(a):
@@ -115,7 +116,7 @@ def test_deep_autoencoder_forward_equals_numpy():
     r, h = model.apply(p, jnp.asarray(x, jnp.float32), return_code=True)
     np.testing.assert_allclose(h, code, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(r, np_mlp(dec, code, sig, sig), rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match=r"\[B, 12\]"):
+    with pytest.raises(ShapeError, match=r"\[batch, 12\]"):
         model.apply(p, jnp.ones((2, 11)))
 
 
