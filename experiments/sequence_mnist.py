@@ -48,7 +48,7 @@ Choices, made on validation accuracy (the pixel variants on the first 2,000 vali
 
 Measured here (2026-11-22, 2-core CPU shared with other jobs, jax 0.10.2, the defaults,
 ``python -m dlmodels run sequence_mnist``: 348 s in all, with the working tree's fused LSTM path
-of ``unroll``, ``dlmodels/rnn/fused.py``):
+of ``unroll``, ``dlmodels/rnn/fused/``):
 
     variant    T    LSTM  updates (epochs)  training  valid     test
     rows       28   128   5850 (15)         86 s      99.01 %   98.96 %   (target 98.5 %: met)
