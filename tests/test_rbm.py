@@ -667,6 +667,11 @@ def test_cd1_step_through_fit_equals_optax_update_of_numpy_gradient():
                 "b_hidden": p["b_hidden"] - 0.3 * g["b_hidden"]}
     for name in expected:
         np.testing.assert_allclose(result.state.params[name], expected[name], rtol=1e-5, atol=1e-6)
+    # the reported loss: the first Gibbs step's reconstruction error, sum_i (v_i - E[v_i | h0])^2
+    h0 = (u_h < sigmoid(v @ p["w"] + p["b_hidden"])).astype(np.float64)
+    recon = sigmoid(h0 @ p["w"].T + p["b_visible"])
+    np.testing.assert_allclose(result.history[0]["train_loss"],
+                               np.mean(np.sum((v - recon) ** 2, -1)), rtol=1e-5)
 
 
 def test_pcd_resume_is_bitwise_identical(tmp_path):

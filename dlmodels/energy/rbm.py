@@ -598,7 +598,10 @@ def estimator(model: RBM, *, method: str = "cd", k: int = 1, n_chains: int = 100
     """CD-k (``method="cd"``) or PCD-k (``"pcd"``) as a :class:`dlmodels.train.GradientEstimator`
     on batches ``v [B, n_v]``: ``estimate(key, params, chains, v) -> (grads, chains, loss, ())``
     with the gradients of ``cd_k`` / ``pcd`` (the negative log-likelihood's, for an optax update)
-    and ``loss`` the batch's mean-field reconstruction error. PCD's ``n_chains`` persistent chains
+    and ``loss`` the batch's squared reconstruction error: for CD-k that of the chain's first step,
+    ``sum_i (v_i - E[v_i | h_0])^2`` with ``h_0`` sampled from p(h | v), which the step computes
+    anyway; for PCD, whose chains do not start at the data, the mean-field one (``key=None``, two
+    more matmuls per update). PCD's ``n_chains`` persistent chains
     start at training examples drawn at random (without replacement when there are enough) and
     are carried in ``TrainState.model_state``; CD carries nothing."""
     validation.check_choice("rbm estimator: method", method, ("cd", "pcd"))
@@ -614,10 +617,11 @@ def estimator(model: RBM, *, method: str = "cd", k: int = 1, n_chains: int = 100
 
     def estimate(key, params, chains, v):
         if method == "cd":
-            grads = model.cd_k(key, params, v, k, sample_visible_units=sample_visible_units)
-        else:
-            grads, chains = model.pcd(key, params, v, chains, k,
-                                      sample_visible_units=sample_visible_units)
+            grads, stats = model.cd_k(key, params, v, k, sample_visible_units=sample_visible_units,
+                                      return_stats=True)
+            return grads, chains, stats.reconstruction_error, ()
+        grads, chains = model.pcd(key, params, v, chains, k,
+                                  sample_visible_units=sample_visible_units)
         return grads, chains, model.reconstruction_error(None, params, v), ()
 
     return GradientEstimator(init, estimate)
