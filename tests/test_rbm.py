@@ -924,3 +924,21 @@ def test_gaussian_hidden_samples_and_cd_gradient_vs_autodiff():
         model.pseudo_log_likelihood(None, params, v)
     with pytest.raises(ValueError, match="Gaussian-Gaussian"):
         rbm.rbm(3, 2, visible="gaussian", hidden="gaussian")
+
+
+def test_pcd_stats_report_the_data_mean_field_reconstruction_error():
+    """pcd(..., return_stats=True): the gradients and chains of the plain call, and
+    mean_b sum_i (v_i - sigmoid(b + W p(h | v))_i)^2 computed in numpy."""
+    params = initial_params(jax.random.PRNGKey(3))
+    v = TRAIN_DATA[:10]
+    chains = TRAIN_DATA[10:15]
+    key = jax.random.PRNGKey(7)
+    grads, new_chains = SMALL.pcd(key, params, v, chains, 2)
+    grads_s, chains_s, stats = SMALL.pcd(key, params, v, chains, 2, return_stats=True)
+    for a, b in zip(jax.tree.leaves((grads, new_chains)), jax.tree.leaves((grads_s, chains_s))):
+        np.testing.assert_array_equal(a, b)
+    p = f64(params)
+    x = np.asarray(v, np.float64)
+    recon = sigmoid(sigmoid(x @ p["w"] + p["b_hidden"]) @ p["w"].T + p["b_visible"])
+    np.testing.assert_allclose(stats.reconstruction_error, np.mean(np.sum((x - recon) ** 2, -1)),
+                               rtol=1e-5)

@@ -279,11 +279,14 @@ def _cd_k(units: _Units, key: jax.Array, params: Params, v: jax.Array, k: int = 
 
 
 def _pcd(units: _Units, key: jax.Array, params: Params, v: jax.Array, chains: jax.Array,
-         k: int = 1, *, sample_visible_units: bool = True):
+         k: int = 1, *, sample_visible_units: bool = True, return_stats: bool = False):
     """Persistent contrastive divergence (Tieleman 2008): like ``cd_k`` but the negative phase
     continues persistent chains ``chains [n_chains, n_v]`` (visible states) by k Gibbs steps
     instead of restarting at the data. Returns ``(grads, new_chains)``; start the chains at a
-    batch of data (or samples) and feed ``new_chains`` back at the next update."""
+    batch of data (or samples) and feed ``new_chains`` back at the next update. With
+    ``return_stats=True`` returns ``(grads, new_chains, ChainStats)`` whose reconstruction error
+    is the data's mean-field one, sum_i (v_i - E[v_i | h = p(h | v)])^2 (one more matmul, reusing
+    the positive phase's p(h | v))."""
     validation.check_positive("pcd: k", k)
     _check(params, v, batch=True)
     _check(params, chains, "chains", batch=True)
@@ -291,7 +294,11 @@ def _pcd(units: _Units, key: jax.Array, params: Params, v: jax.Array, chains: ja
     p0 = _hidden_probs(units, params, v)
     h_c, _ = _sample_hidden(units, k_c, params, chains)
     v_k, p_k, _ = _negative_phase(units, k_chain, params, h_c, k, sample_visible_units)
-    return _grads(units, params, v, p0, v_k, p_k), v_k
+    grads = _grads(units, params, v, p0, v_k, p_k)
+    if not return_stats:
+        return grads, v_k
+    mean = _visible_mean(units, params, p0)
+    return grads, v_k, ChainStats(v_k, jnp.mean(jnp.sum((v - mean) ** 2, -1)))
 
 
 def _reconstruction_errors(units: _Units, key: jax.Array | None, params: Params,
@@ -600,8 +607,8 @@ def estimator(model: RBM, *, method: str = "cd", k: int = 1, n_chains: int = 100
     with the gradients of ``cd_k`` / ``pcd`` (the negative log-likelihood's, for an optax update)
     and ``loss`` the batch's squared reconstruction error: for CD-k that of the chain's first step,
     ``sum_i (v_i - E[v_i | h_0])^2`` with ``h_0`` sampled from p(h | v), which the step computes
-    anyway; for PCD, whose chains do not start at the data, the mean-field one (``key=None``, two
-    more matmuls per update). PCD's ``n_chains`` persistent chains
+    anyway; for PCD, whose chains do not start at the data, the mean-field one (one more matmul per
+    update, reusing the positive phase's p(h | v)). PCD's ``n_chains`` persistent chains
     start at training examples drawn at random (without replacement when there are enough) and
     are carried in ``TrainState.model_state``; CD carries nothing."""
     validation.check_choice("rbm estimator: method", method, ("cd", "pcd"))
@@ -620,9 +627,10 @@ def estimator(model: RBM, *, method: str = "cd", k: int = 1, n_chains: int = 100
             grads, stats = model.cd_k(key, params, v, k, sample_visible_units=sample_visible_units,
                                       return_stats=True)
             return grads, chains, stats.reconstruction_error, ()
-        grads, chains = model.pcd(key, params, v, chains, k,
-                                  sample_visible_units=sample_visible_units)
-        return grads, chains, model.reconstruction_error(None, params, v), ()
+        grads, chains, stats = model.pcd(key, params, v, chains, k,
+                                         sample_visible_units=sample_visible_units,
+                                         return_stats=True)
+        return grads, chains, stats.reconstruction_error, ()
 
     return GradientEstimator(init, estimate)
 
