@@ -265,3 +265,21 @@ def test_one_step_per_call_equals_the_scanned_steps(vmapped):
     np.testing.assert_allclose(jnp.concatenate(losses, -1), metrics.loss, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(scanned.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_shuffle_false_takes_batches_in_order():
+    """With shuffle=False the loss_fn sees batch k = examples kB..(k+1)B-1, every epoch."""
+    import optax
+    from dlmodels.train import TrainConfig, fit
+    from dlmodels.train.estimators import GradientEstimator
+    x = np.arange(12, dtype=np.float32)[:, None]
+
+    def estimate(key, params, seen, batch):
+        seen = jnp.concatenate([seen[1:], batch[:, 0][None]], 0)  # keep the last 6 batches
+        return jax.tree.map(jnp.zeros_like, params), seen, jnp.float32(0), {}
+
+    est = GradientEstimator(lambda key, params, data: jnp.zeros((6, 4)), estimate)
+    res = fit(lambda k: {"w": jnp.zeros(())}, est, optax.sgd(0.1), x,
+              TrainConfig(epochs=2, batch_size=4, shuffle=False, progress=False))
+    np.testing.assert_array_equal(np.asarray(res.state.model_state),
+                                  np.tile(np.arange(12).reshape(3, 4), (2, 1)))

@@ -45,7 +45,9 @@ class TrainConfig:
     stops with ``NonFiniteError`` naming the step, keeping the last finite state; "skip" drops
     that update and goes on. ``progress=None`` shows a bar only on a terminal and not under CI.
     ``eval_every > 0`` writes a history entry (evaluation, probes, the mean training loss since
-    the previous entry) every ``eval_every`` updates instead of once per epoch.
+    the previous entry) every ``eval_every`` updates instead of once per epoch. ``shuffle=False``
+    takes the examples in order (batch k of every epoch is examples ``kB..(k+1)B-1``): truncated BPTT
+    over parallel streams needs window k+1 of each stream right after window k.
     """
 
     epochs: int = 10
@@ -60,6 +62,7 @@ class TrainConfig:
     on_nonfinite: str = "raise"
     progress: bool | None = None
     eval_every: int = 0
+    shuffle: bool = True
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps_per_call", "eval_batch_size", "keep_checkpoints"):
@@ -278,7 +281,8 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
                          period - step % period)
             if config.checkpoint_every:
                 length = min(length, config.checkpoint_every - step % config.checkpoint_every)
-            idx = batch_indices(data_key, n, config.batch_size, epoch=epoch)[offset:offset + length]
+            idx = batch_indices(data_key, n, config.batch_size, epoch=epoch,
+                                shuffle=config.shuffle)[offset:offset + length]
             state, metrics = run(state, data, jnp.asarray(idx))
             finite = np.asarray(metrics.finite)  # [S] or [K, S]
             if not finite.all():
