@@ -1,8 +1,8 @@
 """Optional dependencies, imported only where they are used.
 
 The core library needs only what ``pyproject.toml`` lists under ``dependencies``. A few functions
-use packages from the extras (``pip install "dlmodels[dev]"``: scikit-learn, scipy, sacrebleu;
-``pip install "dlmodels[bench]"``: torch, equinox, dm-haiku); they import them through
+use packages from the extras (``pip install "dlmodels[dev]"``: scikit-learn, scipy, sacrebleu, nltk;
+``pip install "dlmodels[bench]"``: torch, equinox, dm-haiku, pytorch-crf); they import them through
 ``optional_import`` at the point of use, so importing ``dlmodels`` never needs them and a missing
 one fails with an error that says which extra to install.
 """
@@ -20,6 +20,8 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "torch": ("torch", "bench"),
     "equinox": ("equinox", "bench"),
     "haiku": ("dm-haiku", "bench"),
+    "nltk": ("nltk", "dev"),
+    "torchcrf": ("pytorch-crf", "bench"),
 }
 
 
