@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from typing import NamedTuple
 
 import chex
 import jax
@@ -52,6 +53,13 @@ def cell_model(cell: rnn.Cell, input_size: int) -> Model:
         return cell.apply(params, carry, x)
 
     return Model(init, apply)
+
+
+class Ints(NamedTuple):
+    """An input of token ids: int32 of ``shape`` in ``0..high-1`` (the float rows use uniform(-1, 1))."""
+
+    shape: tuple
+    high: int
 
 
 def rbm_model():
@@ -115,8 +123,21 @@ def _build(name):
     factory, shape, wrong = MODELS[name]
     model = factory()
     params = model.init(jax.random.PRNGKey(0))
-    x = jax.random.uniform(jax.random.PRNGKey(1), shape, minval=-1.0, maxval=1.0)
+    if isinstance(shape, Ints):
+        x = jax.random.randint(jax.random.PRNGKey(1), shape.shape, 0, shape.high, jnp.int32)
+    else:
+        x = jax.random.uniform(jax.random.PRNGKey(1), shape, minval=-1.0, maxval=1.0)
     return model, params, x, wrong
+
+
+def _new_values(name, x):
+    """Another input of the same shape and dtype as ``x``."""
+    shape = MODELS[name][1]
+    return (x + 1) % shape.high if isinstance(shape, Ints) else x + 1.0
+
+
+def _zeros(name, shape):
+    return jnp.zeros(shape, jnp.int32 if isinstance(MODELS[name][1], Ints) else jnp.float32)
 
 
 def _takes_train(apply) -> bool:
@@ -209,7 +230,7 @@ def test_second_call_does_not_retrace(name):
     chex.clear_trace_counter()  # the counter is keyed by source location, shared by the rows
     forward = jax.jit(chex.assert_max_traces(lambda p, x: model.apply(p, x), n=1))
     first = forward(params, x)
-    second = forward(jax.tree.map(lambda a: a * 0.5, params), x + 1.0)  # same shapes, new values
+    second = forward(jax.tree.map(lambda a: a * 0.5, params), _new_values(name, x))  # same shapes, new values
     chex.assert_trees_all_equal_shapes_and_dtypes(first, second)
 
 
@@ -220,5 +241,5 @@ def test_wrong_shape_raises_shape_error(name):
     for wrong in wrongs:
         actual = r",\s*".join(map(str, wrong)) + ("," if len(wrong) == 1 else "")
         with pytest.raises(ShapeError, match=rf"\({actual}\)"):  # the message names the shape
-            model.apply(params, jnp.zeros(wrong))
+            model.apply(params, _zeros(name, wrong))
     assert issubclass(ShapeError, ValueError)
