@@ -5,7 +5,7 @@
     dlmodels run NAME --help               the experiment's options: types, defaults, one line each
     dlmodels run NAME --resume RUN_DIR     continue a run that was killed, with its saved config
     dlmodels bench SUITE [args ...]        run a benchmark suite (benchmarks/SUITE.py)
-    dlmodels data fetch NAME               fetch a data set into the cache (mnist, fashion_mnist)
+    dlmodels data fetch NAME               fetch a data set into the cache (dlmodels data list)
 
 Exit codes: 0 done; 2 an invalid command or option (refused before any work); 1 the library
 stopped the run (missing data, a non-finite loss, a damaged checkpoint): one line and a hint,
@@ -136,12 +136,13 @@ def _cmd_bench(args) -> int:
 def _cmd_data(args) -> int:
     from dlmodels import data
 
+    names = data.DATASETS + data.TEXT_DATASETS
     if args.action == "list":
-        for name in data.DATASETS:
+        for name in names:
             print(name)
         return 0
     if not args.names:
-        print(f"dlmodels data fetch: name a data set: {', '.join(data.DATASETS)}", file=sys.stderr)
+        print(f"dlmodels data fetch: name a data set: {', '.join(names)}", file=sys.stderr)
         return 2
     for name in args.names:
         try:

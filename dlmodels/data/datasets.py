@@ -1,4 +1,5 @@
-"""The registry of data sets: `load` a split by name, `fetch` what a data set needs into the cache."""
+"""The registry of data sets: `load` a split of an (x, y) set by name, `fetch` what any data set
+(an (x, y) set of `DATASETS` or a text corpus of `TEXT_DATASETS`) needs into the cache."""
 
 from __future__ import annotations
 
@@ -6,16 +7,25 @@ from types import ModuleType
 
 import numpy as np
 
-from dlmodels.data import digits, fashion_mnist, mnist
+from dlmodels.data import austen, digits, fashion_mnist, mnist, pattern, shakespeare
 from dlmodels.data.cache import DataError
 
 _MODULES: dict[str, ModuleType] = {"digits": digits, "mnist": mnist, "fashion_mnist": fashion_mnist}
 DATASETS: tuple[str, ...] = tuple(_MODULES)
+# Text corpora: each module has its own loaders (dlmodels.data.shakespeare.load(split), ...).
+_TEXT_MODULES: dict[str, ModuleType] = {"shakespeare": shakespeare, "austen": austen,
+                                        "pattern_corpora": pattern}
+TEXT_DATASETS: tuple[str, ...] = tuple(_TEXT_MODULES)
 
 
 def _module(name: str) -> ModuleType:
+    if name in _TEXT_MODULES:
+        module = _TEXT_MODULES[name].__name__
+        raise DataError(f"{name} is a text corpus, not an (x, y) data set: use {module} "
+                        "(e.g. its load(split))")
     if name not in _MODULES:
-        raise DataError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
+        raise DataError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)} "
+                        f"(text corpora: {', '.join(TEXT_DATASETS)})")
     return _MODULES[name]
 
 
@@ -40,8 +50,11 @@ def load(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fetch(name: str) -> str:
-    """Download what data set ``name`` needs into the cache; returns a line for the user (the path
-    that `load` will read, or for digits a note that nothing needs fetching). Safe to rerun."""
+    """Download what data set ``name`` (in `DATASETS` or `TEXT_DATASETS`) needs into the cache;
+    returns a line for the user (the path its loaders read, or for digits a note that nothing
+    needs fetching). Safe to rerun: does nothing when the cache already verifies."""
     if name == "digits":
         return "digits is embedded in scikit-learn: nothing to fetch"
+    if name in _TEXT_MODULES:
+        return str(_TEXT_MODULES[name].fetch())
     return str(_module(name).fetch())
