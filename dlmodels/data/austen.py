@@ -11,7 +11,8 @@ characters, 717,537 whitespace-separated words, 269 chapters.
 
 Text representation: the Gutenberg line breaks are kept, a blank line is an empty line, so a
 paragraph ends with ``"\\n\\n"`` (sometimes more blank lines around headings). The only non-ASCII
-character is "£".
+character is "£"; the train split has 80 distinct characters and valid adds "£" (a character
+vocabulary built on train needs an unknown symbol).
 
 Splits by chapter, a fixed rule: a chapter starts at a line that is ``CHAPTER``/``Chapter`` and a
 number (arabic or roman); chapters are numbered i = 1, 2, ... in order within each novel (Emma's
