@@ -66,7 +66,7 @@ def _library_error(name: str, e: BaseException) -> tuple[str, str] | None:
     from dlmodels.train import CheckpointError, NonFiniteError
 
     if isinstance(e, DataError):
-        hint = "see `dlmodels data list`; `dlmodels data fetch NAME` downloads MNIST-type sets"
+        hint = "see `dlmodels data list`; `dlmodels data fetch NAME` downloads a data set into the cache"
     elif isinstance(e, NonFiniteError):
         hint = ("lower --learning_rate (or the failing phase's own rate option), or clip the "
                 "gradients where the experiment has a clip_norm option, and start a new run")
