@@ -10,3 +10,5 @@ from dlmodels.analysis.recurrent import (hidden_gradient_norms, hidden_gradients
                                          jacobian_products, spectrum, step_jacobians,
                                          vanishing_bound, with_largest_singular_value,
                                          with_spectral_radius)
+from dlmodels.analysis import bptt
+from dlmodels.analysis.bptt import contributions, elman_contributions
