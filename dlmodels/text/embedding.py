@@ -37,18 +37,18 @@ def one_hot(ids, vocab_size: int, dtype=jnp.float32) -> jax.Array:
     return jax.nn.one_hot(ids, vocab_size, dtype=dtype)
 
 
-def embedding(vocab_size: int, dim: int, *, dtype=jnp.float32, w_init="normal_1") -> Model:
+def embedding(vocab_size: int, dim: int, *, dtype=jnp.float32, w_init=None) -> Model:
     """Embedding layer: ``apply(params, ids [...]) -> table[ids] [..., D]`` (= ``one_hot(ids) @
     table``).
 
-    Params: ``{"table": [V, D]}``, drawn from N(0, 1) by default (as ``torch.nn.Embedding``);
-    ``w_init`` takes any initialiser name or callable. ``init(key, dtype=None)`` uses the
+    Params: ``{"table": [V, D]}``, drawn from N(0, 1) by default (``w_init=None``, as
+    ``torch.nn.Embedding``); ``w_init`` takes any initialiser name or callable. ``init(key, dtype=None)`` uses the
     factory's ``dtype`` unless given. Ids outside ``0..V-1`` raise ValueError when their values
     are known; under ``jit``/``vmap`` they cannot be checked and are clamped to the range.
     """
     check_positive("vocab_size", vocab_size)
     check_positive("dim", dim)
-    w = initializers.normal(1.0) if w_init == "normal_1" else initializers.get(w_init)
+    w = initializers.normal(1.0) if w_init is None else initializers.get(w_init)
     default_dtype = dtype
 
     def init(key: jax.Array, dtype=None) -> dict:
