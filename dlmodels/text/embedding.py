@@ -43,8 +43,9 @@ def embedding(vocab_size: int, dim: int, *, dtype=jnp.float32, w_init=None) -> M
 
     Params: ``{"table": [V, D]}``, drawn from N(0, 1) by default (``w_init=None``, as
     ``torch.nn.Embedding``); ``w_init`` takes any initialiser name or callable.
-    ``init(key, dtype=None)`` uses the factory's ``dtype`` unless given. Ids outside ``0..V-1`` raise ValueError when their values
-    are known; under ``jit``/``vmap`` they cannot be checked and are clamped to the range.
+    ``init(key, dtype=None)`` uses the factory's ``dtype`` unless given. Ids outside ``0..V-1``
+    raise ValueError when their values are known; under ``jit``/``vmap`` they cannot be checked
+    and are clamped to the range.
     """
     check_positive("vocab_size", vocab_size)
     check_positive("dim", dim)
