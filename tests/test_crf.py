@@ -84,6 +84,41 @@ def test_large_scores_are_stable():
     assert np.isfinite(np.asarray(out)).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forbidden_transitions(dtype):
+    """Transitions of -1e4 (moves forbidden, as in BIO tagging) take the log-sum-exp path."""
+    K, T = 3, 5
+    params, emissions, _ = _random_case(10, 4, T, K)
+    params["transitions"][0, 2] = params["transitions"][2, 1] = -1e4
+    lengths = np.array([5, 4, 2, 1])
+    cast = lambda tree: jax.tree.map(lambda a: np.asarray(a, dtype), tree)
+    with jax.enable_x64(dtype == np.float64):
+        log_z = np.asarray(crf.log_partition(cast(params), cast(emissions), lengths))
+        grads = jax.grad(lambda p: crf.log_partition(p, cast(emissions), lengths).sum())(
+            cast(params))
+        best_tags, _ = crf.viterbi(cast(params), cast(emissions), lengths)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for b, L in enumerate(lengths):
+        ref_z, ref_path, _ = _brute_force(params, emissions[b], L)
+        np.testing.assert_allclose(log_z[b], ref_z, rtol=tol)
+        assert tuple(np.asarray(best_tags)[b, :L]) == ref_path
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+    # the forbidden moves get (numerically) zero expected count
+    assert abs(float(grads["transitions"][0, 2])) < 1e-6
+
+
+def test_scaled_path_near_its_limit():
+    """A column range of 55 (just under the float32 limit of 60) stays accurate in float32."""
+    K, T = 3, 6
+    params, emissions, _ = _random_case(11, 3, T, K)
+    params["transitions"][:, 1] = [20.0, -35.0, 0.0]
+    lengths = np.array([6, 3, 1])
+    out = np.asarray(crf.log_partition(jax.tree.map(jnp.float32, params),
+                                       jnp.float32(emissions), lengths))
+    for b, L in enumerate(lengths):
+        np.testing.assert_allclose(out[b], _brute_force(params, emissions[b], L)[0], rtol=1e-6)
+
+
 def test_padding_does_not_change_anything():
     params, emissions, tags = _random_case(3, 4, 7, 5)
     lengths = np.array([7, 2, 5, 1])
@@ -103,8 +138,10 @@ def test_padding_does_not_change_anything():
         assert (np.asarray(g)[pad] == 0).all()
 
 
-def test_check_grads():
+@pytest.mark.parametrize("scale", [1.0, 1000.0])
+def test_check_grads(scale):
     params, emissions, _ = _random_case(4, 3, 4, 3)
+    params["transitions"] = params["transitions"] * scale
     lengths = np.array([4, 1, 3])
     with jax.enable_x64(True):
         jax.test_util.check_grads(lambda p, e: crf.log_partition(p, e, lengths),
@@ -139,9 +176,11 @@ def _torch_crf(params):
     return torch, model
 
 
-def test_log_likelihood_and_gradients_equal_pytorch_crf():
+@pytest.mark.parametrize("scale", [1.0, 300.0])   # the scaled-product and log-sum-exp paths
+def test_log_likelihood_and_gradients_equal_pytorch_crf(scale):
     B, T, K = 6, 9, 7
     params, emissions, tags = _random_case(6, B, T, K)
+    params["transitions"] = params["transitions"] * scale
     lengths = np.array([9, 1, 4, 9, 2, 7])
     torch, model = _torch_crf(params)
     e_t = torch.tensor(emissions, requires_grad=True)

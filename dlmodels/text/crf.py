@@ -64,7 +64,8 @@ def _check(params, emissions, lengths, what):
         raise ValueError(f"crf.{what}: lengths must be in [1, T={T}], got min {value.min()}, "
                          f"max {value.max()}")
     dt = emissions.dtype
-    return (params["transitions"].astype(dt), params["start"].astype(dt), params["end"].astype(dt),
+    return (jnp.asarray(params["transitions"], dt), jnp.asarray(params["start"], dt),
+            jnp.asarray(params["end"], dt),
             jnp.clip(lengths, 1, T).astype(jnp.int32), B, T, K)
 
 
@@ -76,17 +77,50 @@ def log_partition(params: dict, emissions: jax.Array, lengths: jax.Array) -> jax
         log Z      = logsumexp_j (alpha_{L-1}(j) + end[j])
 
     ``emissions [B, T, K]``, ``lengths int [B]``; past its length a sequence's alpha is carried
-    unchanged. One ``lax.scan`` over time, a ``[B, K, K]`` log-sum-exp per step.
+    unchanged. One ``lax.scan`` over time. Each step is computed as a scaled matrix product
+    (Rabiner's scaling): with ``m = max_i alpha_{t-1}(i)`` and ``c_j = max_i transitions[i, j]``,
+
+        alpha_t(j) = m + c_j + log sum_i exp(alpha_{t-1}(i) - m) exp(transitions[i, j] - c_j)
+                     + e[t, j],
+
+    a ``[B, K] x [K, K]`` product instead of a ``[B, K, K]`` log-sum-exp. The sum is at least
+    ``exp(-R)``, R the largest range ``max_i - min_i`` of a column of ``transitions``, so it is
+    exact to rounding while ``R`` stays well inside the dtype's exponent range (``R < 60`` in
+    float32, ``R < 600`` in float64); for larger ``R`` (e.g. transitions of -1e4 that forbid
+    moves) a ``lax.cond`` takes the plain ``[B, K, K]`` log-sum-exp recursion instead.
     """
     trans, start, end, lengths, B, T, K = _check(params, emissions, lengths, "log_partition")
     e = jnp.swapaxes(emissions, 0, 1)                                    # [T, B, K]
+    alpha0 = start[None, :] + e[0]                                       # [B, K]
+    inputs = (e[1:], jnp.arange(1, T))
 
-    def step(alpha, inputs):                                             # alpha [B, K]
-        e_t, t = inputs
-        nxt = jax.nn.logsumexp(alpha[:, :, None] + trans[None], axis=1) + e_t  # [B, K]
-        return jnp.where((t < lengths)[:, None], nxt, alpha), None
+    def scaled(_):
+        col_max = jnp.max(trans, axis=0)                                 # [K]
+        exp_trans = jnp.exp(trans - col_max[None, :])                    # [K, K], <= 1
 
-    alpha, _ = jax.lax.scan(step, start[None, :] + e[0], (e[1:], jnp.arange(1, T)))
+        def step(alpha, inputs):                                         # alpha [B, K]
+            e_t, t = inputs
+            m = jnp.max(alpha, axis=1, keepdims=True)                    # [B, 1]
+            total = jnp.matmul(jnp.exp(alpha - m), exp_trans,
+                               precision=jax.lax.Precision.HIGHEST)      # [B, K]
+            nxt = jnp.log(total) + m + col_max[None, :] + e_t
+            return jnp.where((t < lengths)[:, None], nxt, alpha), None
+
+        return jax.lax.scan(step, alpha0, inputs)[0]
+
+    def exact(_):
+        trans_t = trans.T                                                # [K_next, K_prev]
+
+        def step(alpha, inputs):
+            e_t, t = inputs
+            nxt = jax.nn.logsumexp(alpha[:, None, :] + trans_t[None], axis=2) + e_t  # [B, K]
+            return jnp.where((t < lengths)[:, None], nxt, alpha), None
+
+        return jax.lax.scan(step, alpha0, inputs)[0]
+
+    limit = 60.0 if jnp.finfo(emissions.dtype).bits <= 32 else 600.0
+    col_range = jnp.max(jnp.max(trans, axis=0) - jnp.min(trans, axis=0))
+    alpha = jax.lax.cond(col_range < limit, scaled, exact, None)
     return jax.nn.logsumexp(alpha + end[None, :], axis=-1)               # [B]
 
 
@@ -146,27 +180,37 @@ def viterbi(params: dict, emissions: jax.Array, lengths: jax.Array):
         y_{L-1} = argmax_j (delta_{L-1}(j) + end[j]),   y_{t-1} = psi_t(y_t)
 
     a forward ``lax.scan`` keeping the backpointers ``psi`` (the identity past a length, so the
-    last tag is carried back to position L-1) and a reverse ``lax.scan`` for the backtrace.
-    Returns ``(tags int32 [B, T], scores [B])``, tags 0 past each length; ties go to the lower tag.
+    last tag is carried back to position L-1) and a reverse ``lax.scan`` for the backtrace. The
+    max over i runs as a loop over the K previous tags on ``[K, B]`` slabs (``lax.fori_loop``,
+    partly unrolled), which XLA vectorises over the batch far better than an argmax over the
+    middle axis of ``[B, K, K]``. Returns ``(tags int32 [B, T], scores [B])``, tags 0 past each
+    length; ties go to the lower tag.
     """
     trans, start, end, lengths, B, T, K = _check(params, emissions, lengths, "viterbi")
-    e = jnp.swapaxes(emissions, 0, 1)                                    # [T, B, K]
-    identity = jnp.broadcast_to(jnp.arange(K, dtype=jnp.int32)[None, :], (B, K))
+    e = jnp.transpose(emissions, (1, 2, 0))                              # [T, K, B]
+    identity = jnp.broadcast_to(jnp.arange(K, dtype=jnp.int32)[:, None], (K, B))
 
-    def forward(delta, inputs):                                          # delta [B, K]
+    def forward(delta, inputs):                                          # delta [K, B]
         e_t, t = inputs
-        s = delta[:, :, None] + trans[None]                              # [B, K_prev, K_next]
-        active = (t < lengths)[:, None]
-        psi = jnp.where(active, jnp.argmax(s, axis=1).astype(jnp.int32), identity)
-        return jnp.where(active, jnp.max(s, axis=1) + e_t, delta), psi
 
-    delta, psis = jax.lax.scan(forward, start[None, :] + e[0], (e[1:], jnp.arange(1, T)))
-    final = delta + end[None, :]                                         # [B, K]
-    best = jnp.max(final, axis=-1)
-    last = jnp.argmax(final, axis=-1).astype(jnp.int32)                  # [B]
+        def prev_tag(i, carry):                                          # best so far [K, B]
+            best, arg = carry
+            cand = trans[i][:, None] + delta[i][None, :]                 # [K_next, B]
+            better = cand > best
+            return jnp.where(better, cand, best), jnp.where(better, i, arg)
 
-    def backward(y_t, psi):                                              # psi_t [B, K]
-        y_prev = jnp.take_along_axis(psi, y_t[:, None], axis=1)[:, 0]
+        first = (trans[0][:, None] + delta[0][None, :], jnp.zeros((K, B), jnp.int32))
+        best, arg = jax.lax.fori_loop(1, K, prev_tag, first, unroll=min(8, max(K - 1, 1)))
+        active = (t < lengths)[None, :]
+        return jnp.where(active, best + e_t, delta), jnp.where(active, arg, identity)
+
+    delta, psis = jax.lax.scan(forward, start[:, None] + e[0], (e[1:], jnp.arange(1, T)))
+    final = delta + end[:, None]                                         # [K, B]
+    best = jnp.max(final, axis=0)
+    last = jnp.argmax(final, axis=0).astype(jnp.int32)                   # [B]
+
+    def backward(y_t, psi):                                              # psi_t [K, B]
+        y_prev = jnp.take_along_axis(psi, y_t[None, :], axis=0)[0]
         return y_prev, y_prev
 
     _, earlier = jax.lax.scan(backward, last, psis, reverse=True)        # [T-1, B]
