@@ -1,6 +1,7 @@
 """Interpolated Kneser-Ney against NLTK's KneserNeyInterpolated, hand-computed probabilities,
 and normalisation over the vocabulary."""
 
+import collections
 import itertools
 import math
 
@@ -156,3 +157,75 @@ def test_bad_arguments():
         KneserNey(2).logprob("a")
     with pytest.raises(ValueError, match="no tokens"):
         KneserNey(2).fit([])
+
+
+def _naive_kneser_ney(stream, order, discount, modified):
+    """Interpolated (modified) Kneser-Ney on a stream, written from Chen & Goodman's equations
+    with dictionaries: p(word, context)."""
+    counts = {k: collections.Counter(tuple(stream[i:i + k]) for i in range(len(stream) - k + 1))
+              for k in range(1, order + 1)}
+
+    def num(gram):
+        k = len(gram)
+        if k == order:
+            return counts[k][gram]
+        return sum(1 for g in counts[k + 1] if g[1:] == gram)
+
+    def discounts(k):
+        values = [num(g) for g in counts[k]]
+        n = [values.count(r) for r in (1, 2, 3, 4)]
+        if not modified or min(n) == 0:
+            return {1: discount, 2: discount, 3: discount}
+        Y = n[0] / (n[0] + 2 * n[1])
+        return {1: 1 - 2 * Y * n[1] / n[0], 2: 2 - 3 * Y * n[2] / n[1],
+                3: 3 - 4 * Y * n[3] / n[2]}
+
+    vocab = sorted(set(stream))
+    D = {k: discounts(k) for k in range(2, order + 1)}
+
+    def p(word, context):
+        context = tuple(context)[-(order - 1):] if order > 1 else ()
+        if not context:
+            bigrams = list(counts[2])
+            return sum(1 for g in bigrams if g[1] == word) / len(bigrams)
+        k = len(context) + 1
+        nums = {w: num(context + (w,)) for w in vocab}
+        total = sum(nums.values())
+        if total == 0:
+            return p(word, context[1:])
+        d = lambda c: D[k][min(c, 3)] if c else 0.0
+        gamma = sum(d(c) for c in nums.values()) / total
+        return max(nums[word] - d(nums[word]), 0) / total + gamma * p(word, context[1:])
+
+    return p, vocab
+
+
+@pytest.mark.parametrize("modified", [False, True])
+def test_stream_equals_naive_implementation(modified):
+    rng = np.random.default_rng(4)
+    stream = list(rng.choice(list("abcd"), size=400, p=[0.4, 0.3, 0.2, 0.1]))
+    order = 3
+    p, vocab = _naive_kneser_ney(stream, order, 0.7, modified)
+    kn = KneserNey(order, 0.7, modified=modified).fit(stream)
+    if modified:
+        assert kn.discounts_[3] != (0.7, 0.7, 0.7)
+    for m in range(order + 1):
+        for context in itertools.product(vocab, repeat=m):
+            ours = np.array([math.exp(kn.logprob(w, context)) for w in vocab])
+            np.testing.assert_allclose(ours, [p(w, context) for w in vocab], rtol=1e-12)
+            assert ours.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_modified_kneser_ney_on_text_is_normalised_and_better():
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(30)]
+    zipf = 1.0 / np.arange(1, 31)
+    text = [[words[j] for j in rng.choice(30, size=rng.integers(3, 12), p=zipf / zipf.sum())]
+            for _ in range(400)]
+    plain = KneserNey(3).fit(text[:300])
+    modified = KneserNey(3, modified=True).fit(text[:300])
+    for context in [(), ("w0",), ("w1", "w0"), ("<s>", "<s>"), ("w29", "w28")]:
+        total = sum(math.exp(modified.logprob(w, context)) for w in modified.vocab_)
+        assert total == pytest.approx(1.0, abs=1e-12)
+    assert all(0 < d for ds in modified.discounts_.values() for d in ds)
+    assert modified.cross_entropy(text[300:]) < plain.cross_entropy(text[300:]) + 0.05

@@ -59,14 +59,24 @@ class KneserNey:
     in (0, 1) (the module docstring has the equations); ``order = 1`` is the maximum-likelihood
     unigram model.
 
+    ``modified=True``: modified Kneser-Ney (Chen & Goodman 1999, sec. 3.5), the "KN-5" of SRILM
+    that language-model papers report: at each level k >= 2 the discount depends on the count,
+    ``D(1) = D1, D(2) = D2, D(c >= 3) = D3+``, estimated from that level's count-of-counts n_r,
+    ``Y = n1 / (n1 + 2 n2)``, ``D_r = r - (r + 1) Y n_{r+1} / n_r``, and the lower-order weight
+    of a context is ``(D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)) / c(h .)`` (N_r: the number of
+    words with count exactly r after h). ``discount`` is then used only at a level where some
+    n_r (r <= 4) is 0. Not what NLTK computes (it has no modified variant).
+
     ``fit(sentences or stream) -> self``; ``logprob(word, context=()) -> float`` (natural log);
     ``logprobs(data) -> [N]`` the log-probability of every predicted token;
     ``cross_entropy(data) -> float`` nats per predicted token; ``perplexity(data)``.
     Fitted attributes: ``vocab_`` (the tokens seen, in order of first appearance; ``"<s>"`` and
-    ``"</s>"`` among them after fitting on sentences), ``n_tokens_``.
+    ``"</s>"`` among them after fitting on sentences), ``n_tokens_``, ``discounts_`` (level k ->
+    ``(D1, D2, D3+)``, all equal to ``discount`` unless ``modified``).
     """
 
-    def __init__(self, order: int, discount: float = 0.75, *, unk: Hashable = "<unk>"):
+    def __init__(self, order: int, discount: float = 0.75, *, modified: bool = False,
+                 unk: Hashable = "<unk>"):
         check_positive("KneserNey: order", order)
         if int(order) != order:
             raise ValueError(f"KneserNey: order must be an integer, got {order!r}")
@@ -74,6 +84,7 @@ class KneserNey:
         if discount == 0:
             raise ValueError("KneserNey: discount must be > 0")
         self.order, self.discount, self.unk = int(order), float(discount), unk
+        self.modified = bool(modified)
 
     # --- data layout -------------------------------------------------------------------------
     def _layout(self, data, *, training: bool, for_scoring: bool):
@@ -154,14 +165,33 @@ class KneserNey:
             self._p1 = raw[1] / raw[1].sum()
         else:
             self._p1 = self._num[1] / self._num[1].sum()
-        self._total, self._distinct = [None, None], [None, None]
+        self._total, self._gamma = [None, None], [None, None]
+        self._discount = [None, None]                   # level k: D(c) for c = 0, 1, 2, >= 3
+        self.discounts_ = {}
         for k in range(2, n + 1):
             prefix = self._keys[k] // V
             size = len(self._keys[k - 1])
             num = self._num[k]
+            d = self._discounts(num)
+            self.discounts_[k] = d
+            self._discount.append(np.array((0.0,) + d))
             self._total.append(np.bincount(prefix, weights=num, minlength=size))
-            self._distinct.append(np.bincount(prefix, weights=(num > 0), minlength=size))
+            self._gamma.append(sum(
+                d_r * np.bincount(prefix, weights=which, minlength=size)
+                for d_r, which in zip(d, ((num == 1), (num == 2), (num >= 3)))))
         return self
+
+    def _discounts(self, num: np.ndarray) -> tuple[float, float, float]:
+        """(D1, D2, D3+) of one level (Chen & Goodman 1999, eq. 26), or ``discount`` three times."""
+        D = self.discount
+        if not self.modified:
+            return (D, D, D)
+        n_r = [np.count_nonzero(num == r) for r in range(1, 5)]
+        if min(n_r) == 0:
+            return (D, D, D)
+        Y = n_r[0] / (n_r[0] + 2 * n_r[1])
+        return tuple(float(np.clip(r - (r + 1) * Y * n_r[r] / n_r[r - 1], 0.0, r))
+                     for r in (1, 2, 3))
 
     # --- scoring -----------------------------------------------------------------------------
     def _check_fitted(self):
@@ -170,7 +200,7 @@ class KneserNey:
 
     def _score(self, ids, starts, predict) -> np.ndarray:
         """log p of the tokens at the positions flagged in ``predict``, [n_predicted]."""
-        n, V, D = self.order, len(self.vocab_), self.discount
+        n, V = self.order, len(self.vocab_)
         target = np.flatnonzero(predict)
         w = ids[target]
         with np.errstate(divide="ignore"):
@@ -194,8 +224,9 @@ class KneserNey:
             g = grams[start]
             num = np.where(usable & (g >= 0), self._num[k][np.maximum(g, 0)], 0.0)
             safe = np.where(seen, total, 1.0)
+            D = self._discount[k][np.minimum(num, 3).astype(np.int64)]
             alpha = np.maximum(num - D, 0.0) / safe
-            gamma = D * self._distinct[k][np.maximum(h, 0)] / safe
+            gamma = self._gamma[k][np.maximum(h, 0)] / safe
             p = np.where(seen, alpha + gamma * p, p)
         with np.errstate(divide="ignore"):
             return np.log(p)
