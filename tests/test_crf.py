@@ -230,7 +230,8 @@ def test_init_and_jit():
         traces.append(1)
         return crf.mean_nll(p, e, tags, n), crf.viterbi(p, e, n)
 
-    eager = (crf.mean_nll(params, emissions, tags, lengths), crf.viterbi(params, emissions, lengths))
+    eager = (crf.mean_nll(params, emissions, tags, lengths),
+             crf.viterbi(params, emissions, lengths))
     jitted = f(params, emissions, lengths)
     f(params, emissions + 1.0, lengths + 0)
     assert len(traces) == 1

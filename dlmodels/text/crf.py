@@ -48,7 +48,8 @@ def _check(params, emissions, lengths, what):
                          f"{tuple(np.shape(emissions))}")
     B, T, K = emissions.shape
     if T == 0:
-        raise ShapeError(f"crf.{what}: emissions [B, T, K] needs T >= 1, got shape {emissions.shape}")
+        raise ShapeError(f"crf.{what}: emissions [B, T, K] needs T >= 1, got shape "
+                         f"{emissions.shape}")
     if not jnp.issubdtype(emissions.dtype, jnp.floating):
         raise TypeError(f"crf.{what}: emissions must be floating point, got {emissions.dtype}")
     for name, shape in (("transitions", (K, K)), ("start", (K,)), ("end", (K,))):
@@ -89,10 +90,11 @@ def log_partition(params: dict, emissions: jax.Array, lengths: jax.Array) -> jax
     float32, ``R < 600`` in float64); for larger ``R`` (e.g. transitions of -1e4 that forbid
     moves) a ``lax.cond`` takes the plain ``[B, K, K]`` log-sum-exp recursion instead.
     """
+    emissions = jnp.asarray(emissions)
     trans, start, end, lengths, B, T, K = _check(params, emissions, lengths, "log_partition")
     e = jnp.swapaxes(emissions, 0, 1)                                    # [T, B, K]
     alpha0 = start[None, :] + e[0]                                       # [B, K]
-    inputs = (e[1:], jnp.arange(1, T))
+    inputs = (e[1:], jnp.arange(1, T, dtype=jnp.int32))
 
     def scaled(_):
         col_max = jnp.max(trans, axis=0)                                 # [K]
@@ -145,9 +147,10 @@ def score(params: dict, emissions: jax.Array, tags: jax.Array, lengths: jax.Arra
 
     ``emissions [B, T, K]``, ``tags int [B, T]`` (any value past a length), ``lengths int [B]``.
     """
+    emissions = jnp.asarray(emissions)
     trans, start, end, lengths, B, T, K = _check(params, emissions, lengths, "score")
     tags = _check_tags(tags, lengths, B, T, K, "score")
-    valid = jnp.arange(T)[None, :] < lengths[:, None]                    # [B, T]
+    valid = jnp.arange(T, dtype=jnp.int32)[None, :] < lengths[:, None]  # [B, T]
     y = jnp.where(valid, tags, 0).astype(jnp.int32)                      # [B, T]
     e_y = jnp.take_along_axis(emissions, y[:, :, None], axis=2)[:, :, 0]  # [B, T]
     t_y = trans[y[:, :-1], y[:, 1:]]                                     # [B, T-1]
@@ -186,6 +189,7 @@ def viterbi(params: dict, emissions: jax.Array, lengths: jax.Array):
     middle axis of ``[B, K, K]``. Returns ``(tags int32 [B, T], scores [B])``, tags 0 past each
     length; ties go to the lower tag.
     """
+    emissions = jnp.asarray(emissions)
     trans, start, end, lengths, B, T, K = _check(params, emissions, lengths, "viterbi")
     e = jnp.transpose(emissions, (1, 2, 0))                              # [T, K, B]
     identity = jnp.broadcast_to(jnp.arange(K, dtype=jnp.int32)[:, None], (K, B))
@@ -204,7 +208,8 @@ def viterbi(params: dict, emissions: jax.Array, lengths: jax.Array):
         active = (t < lengths)[None, :]
         return jnp.where(active, best + e_t, delta), jnp.where(active, arg, identity)
 
-    delta, psis = jax.lax.scan(forward, start[:, None] + e[0], (e[1:], jnp.arange(1, T)))
+    steps = jnp.arange(1, T, dtype=jnp.int32)
+    delta, psis = jax.lax.scan(forward, start[:, None] + e[0], (e[1:], steps))  # psis [T-1, K, B]
     final = delta + end[:, None]                                         # [K, B]
     best = jnp.max(final, axis=0)
     last = jnp.argmax(final, axis=0).astype(jnp.int32)                   # [B]
@@ -215,5 +220,5 @@ def viterbi(params: dict, emissions: jax.Array, lengths: jax.Array):
 
     _, earlier = jax.lax.scan(backward, last, psis, reverse=True)        # [T-1, B]
     tags = jnp.concatenate([earlier, last[None, :]], axis=0).T           # [B, T]
-    tags = jnp.where(jnp.arange(T)[None, :] < lengths[:, None], tags, 0)
+    tags = jnp.where(jnp.arange(T, dtype=jnp.int32)[None, :] < lengths[:, None], tags, 0)
     return tags, best
