@@ -321,3 +321,33 @@ def test_bad_inputs_raise():
                   temperature=-1.0)
     with pytest.raises(ShapeError):
         lm.evaluate(params, model, np.zeros((1,), np.int32))
+
+
+def test_fit_carries_the_state_across_windows_and_resets_each_epoch():
+    """Through ``fit`` with a zero learning rate (params fixed): the carried state after two
+    epochs is that of each stream read whole from a zero carry (kept across windows, reset at
+    window 0 of the second epoch), and each epoch's train loss is the numpy mean over all
+    windows."""
+    import optax
+
+    from dlmodels.text import batching
+    from dlmodels.train import TrainConfig, fit
+
+    model = lm.language_model(V, cell="lstm", hidden=H, layers=2, embed_dim=E)
+    ids = np.asarray(_tokens(jax.random.PRNGKey(1), (1, 3 * 4 * 5 + 1)))[0]
+    B, T = 3, 4
+    data = batching.trainer_data(batching.streams(ids, B, T))
+    out = fit(model.init, lm.tbptt(model, B), optax.sgd(0.0), data,
+              TrainConfig(epochs=2, batch_size=B, shuffle=False, steps_per_call=2,
+                          progress=False))
+    params = out.state.params
+    per = 5 * T                                         # W = 5 windows per stream
+    streams = ids[:B * per].reshape(B, per)
+    logits, finals = _reference_logits(params, streams, cell="lstm")
+    for got, want in zip(out.state.model_state, finals):
+        np.testing.assert_allclose(got.h, want[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got.c, want[1], rtol=1e-4, atol=1e-5)
+    targets = ids[1:B * per + 1].reshape(B, per)
+    expected = _nats(logits, targets).mean()
+    for entry in out.history:
+        np.testing.assert_allclose(entry["train_loss"], expected, rtol=1e-5)
