@@ -113,6 +113,7 @@ def log_partition(params: dict, emissions: jax.Array, lengths: jax.Array) -> jax
     def exact(_):
         trans_t = trans.T                                                # [K_next, K_prev]
 
+        @jax.checkpoint          # keeps the residuals of both cond branches at [T, B, K]
         def step(alpha, inputs):
             e_t, t = inputs
             nxt = jax.nn.logsumexp(alpha[:, None, :] + trans_t[None], axis=2) + e_t  # [B, K]
