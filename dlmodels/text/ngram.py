@@ -17,8 +17,8 @@ NLTK's ``KneserNeyInterpolated`` does.
 Two kinds of training data:
 
 - **Sentences** (a list of lists of tokens): each sentence padded with n - 1 ``"<s>"`` on the
-  left and n - 1 ``"</s>"`` on the right, and all its k-grams (k = 1..n) counted, exactly as
-  ``nltk.lm.preprocessing.padded_everygram_pipeline``; no n-gram crosses a sentence boundary.
+  left and n - 1 ``"</s>"`` on the right (one ``"</s>"`` for n = 1), and all its k-grams
+  (k = 1..n) counted, exactly as ``nltk.lm.preprocessing.padded_everygram_pipeline``; no n-gram crosses a sentence boundary.
   Scoring sentences predicts each word and one ``"</s>"``, from the contexts of the sentence
   left-padded with n - 1 ``"<s>"``.
 - **A token stream** (a list of tokens, a ``str`` of characters, a 1-D integer array): one long
