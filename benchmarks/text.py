@@ -6,7 +6,7 @@ and the linear-chain CRF's log-likelihood and gradient (and Viterbi decoding) ag
 over the V = 84 characters of Shakespeare, B = 64 parallel streams, windows of T = 128, float32;
 truncated BPTT (the carry flows from window to window, its gradient cut), Adam (lr 2e-3) after
 clipping the global gradient norm to 1. Token ids are synthetic (uniform over V): the time of a
-step does not depend on the text. Each timed call is S windows (``--windows``, default 3) of
+step does not depend on the text. Each timed call is S windows (``--windows``, default 2) of
 every side; the rate is ``S B T / seconds`` in tokens per second.
 
 * ours (``dlmodels``): what ``fit`` runs for ``dlmodels.text.lm.language_model(V, cell="lstm",
@@ -102,7 +102,7 @@ class CRFShape:
     calls: int
 
 
-LM_SHAPE = LMShape(vocab=84, batch=64, steps=128, embed=64, hidden=512, layers=2, windows=3)
+LM_SHAPE = LMShape(vocab=84, batch=64, steps=128, embed=64, hidden=512, layers=2, windows=2)
 QUICK_LM = LMShape(vocab=12, batch=4, steps=8, embed=8, hidden=16, layers=2, windows=2)
 CRF_SHAPE = CRFShape(batch=64, steps=50, tags=48, calls=20)
 QUICK_CRF = CRFShape(batch=4, steps=6, tags=5, calls=2)
@@ -281,6 +281,54 @@ def flax_lm(s: LMShape):
 
 # -- CRF: the sides ------------------------------------------------------------------------------
 
+def breakdown_sides(s: LMShape) -> dict[str, Callable]:
+    """Parts of the step, each run S times per call, for ``--breakdown``: our model's loss and
+    gradient alone (no optimizer, no trainer), our two LSTM layers alone (``rnn.unroll`` on the
+    fused path, time-major as the model runs them, loss ``sum(ys ** 2)``), and torch's
+    ``nn.LSTM`` alone (the same loss)."""
+    from dlmodels import rnn
+    from dlmodels.text import lm
+
+    model, _, _, data, _ = _lm_setup(s)
+    params = model.init(jax.random.PRNGKey(0))
+    x = jnp.asarray(data["inputs"][:s.batch])
+    y = jnp.asarray(data["targets"][:s.batch])
+    carry = lm.initial_carry(model, params, s.batch)
+
+    def loss(p):
+        logits, _ = model.apply(p, x, carry)
+        return jnp.mean(lm.token_nats(logits, y))
+
+    model_grad = jax.jit(jax.value_and_grad(loss))
+    cells = [rnn.lstm(s.hidden) for _ in range(s.layers)]
+    xs = jax.random.normal(jax.random.PRNGKey(2), (s.steps, s.batch, s.embed))
+
+    def lstm_loss(p, xs):
+        for l, c in enumerate(cells):
+            xs, _ = rnn.unroll(c, p["rnn"][f"layer_{l}"], xs, time_major=True)
+        return jnp.sum(xs ** 2)
+
+    lstm_grad = jax.jit(jax.value_and_grad(lstm_loss))
+    sides = {"dlmodels model value_and_grad": _repeat(lambda: model_grad(params), s.windows),
+             "dlmodels LSTM layers only": _repeat(lambda: lstm_grad(params, xs), s.windows)}
+    try:
+        torch = optional_import("torch", needed_for="the breakdown's torch side")
+    except ImportError:
+        return sides
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(s.embed, s.hidden, num_layers=s.layers)
+    xt = torch.randn(s.steps, s.batch, s.embed)
+
+    def torch_lstm():
+        module.zero_grad(set_to_none=True)
+        loss = (module(xt)[0] ** 2).sum()
+        loss.backward()
+        return loss.item()
+
+    sides["torch nn.LSTM layers only"] = _repeat(torch_lstm, s.windows)
+    return sides
+
+
 def _crf_inputs(s: CRFShape, seed: int = 0):
     rng = np.random.default_rng(seed)
     emissions = rng.normal(size=(s.batch, s.steps, s.tags)).astype(np.float32)
@@ -400,7 +448,8 @@ def _print_headline(title: str, h: dict | None) -> None:
           f"{'met' if h['met'] else 'NOT met'}", flush=True)
 
 
-def bench_lm(s: LMShape, peers, *, warmup: int, repeats: int, run_fit_check: bool):
+def bench_lm(s: LMShape, peers, *, warmup: int, repeats: int, run_fit_check: bool,
+             breakdown: bool = False):
     sides = {OURS: ours_lm(s)}
     skipped = {}
     factories = {"torch": lambda: torch_lm(s), "flax": lambda: flax_lm(s)}
@@ -413,7 +462,11 @@ def bench_lm(s: LMShape, peers, *, warmup: int, repeats: int, run_fit_check: boo
             print(f"  skipped {name}: not installed: {e}", flush=True)
     # the first call of each side (compilation) is the first warm-up call
     first_losses = {name: float(fn()[0]) for name, fn in sides.items()}
-    timings = time_interleaved(sides, warmup=max(warmup - 1, 0), repeats=repeats)
+    parts = breakdown_sides(s) if breakdown else {}
+    for fn in parts.values():
+        jax.block_until_ready(fn())
+    timings = time_interleaved({**sides, **parts}, warmup=max(warmup - 1, 0), repeats=repeats)
+    part_timings = {name: timings.pop(name) for name in parts}
     tokens = s.windows * s.batch * s.steps
     flops = lm_step_flops(s)
     shapes = {"V": s.vocab, "B": s.batch, "T": s.steps, "E": s.embed, "H": s.hidden,
@@ -438,11 +491,19 @@ def bench_lm(s: LMShape, peers, *, warmup: int, repeats: int, run_fit_check: boo
         rows.append(row)
         print(f"  {row['label']:<24} {t.median:8.3f} s / {s.windows} windows  "
               f"{row['tokens_per_s']:9.0f} tokens/s  {row['gflops']:6.1f} GFLOP/s", flush=True)
+    parts_report = {}
+    for name, t in part_timings.items():
+        per_round = [a / b for a, b in zip(t.times, timings[OURS].times)]
+        parts_report[name] = {"seconds_per_call": t.median, "times_s": list(t.times),
+                              "fraction_of_ours_per_round": per_round,
+                              "median_fraction_of_ours": statistics.median(per_round)}
+        print(f"  part: {name:<32} {t.median:8.3f} s / {s.windows} windows  "
+              f"{statistics.median(per_round):.2f} of our step (median per round)", flush=True)
     if run_fit_check:
         fc = checks["fit_check"]
         print(f"  fit itself: {fc['median_seconds_per_window']:.3f} s per window after compiling "
               f"(timed call: {timings[OURS].median / s.windows:.3f} s per window)", flush=True)
-    return results, rows, skipped
+    return results, rows, skipped, parts_report
 
 
 def bench_crf(s: CRFShape, peers, *, warmup: int, repeats: int):
@@ -490,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"LM windows per timed call (default {LM_SHAPE.windows})")
     parser.add_argument("--crf-calls", type=int, default=None,
                         help=f"CRF calls per timed call (default {CRF_SHAPE.calls})")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time parts of the LM step in the same rounds: our model's "
+                             "loss and gradient alone, our LSTM layers alone, torch's nn.LSTM alone")
     parser.add_argument("--no-fit-check", action="store_true",
                         help="skip running fit itself beside the timed LM calls")
     args = parser.parse_args(argv)
@@ -522,11 +586,13 @@ def main(argv: list[str] | None = None) -> int:
     extra: dict = {"headlines": {}, "skipped": {}, "failed_checks": []}
     if "lm" in args.parts:
         print(f"\nchar-LM: {dataclasses.asdict(lm_shape)}", flush=True)
-        lm_results, rows, skipped = bench_lm(
+        lm_results, rows, skipped, parts = bench_lm(
             lm_shape, [p for p in args.peers if p in LM_PEERS], warmup=warmup, repeats=repeats,
-            run_fit_check=not args.no_fit_check)
+            run_fit_check=not args.no_fit_check, breakdown=args.breakdown)
         results += lm_results
         extra["lm_sides"] = rows
+        if parts:
+            extra["lm_breakdown"] = parts
         extra["skipped"].update({f"lm: {k}": v for k, v in skipped.items()})
         extra["headlines"]["lm"] = headline(lm_results)
     if "crf" in args.parts:
@@ -558,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     config = {"repeats": repeats, "warmup": warmup, "quick": args.quick, "parts": args.parts,
               "peers": args.peers, "lm_shape": dataclasses.asdict(lm_shape),
               "crf_shape": dataclasses.asdict(crf_shape), "learning_rate": LEARNING_RATE,
+              "breakdown": args.breakdown,
               "clip_norm": CLIP_NORM, "dtype": "float32", "torch": torch_info,
               "load_average_at_start": list(load) if load else None,
               "max_rel_crf_diff": MAX_REL_CRF_DIFF}

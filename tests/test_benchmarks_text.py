@@ -97,9 +97,17 @@ def test_text_quick_writes_report(tmp_path, capsys):
     pytest.importorskip("torch")
     pytest.importorskip("torchcrf")
     out = tmp_path / "text.json"
-    assert text.main(["--quick", "--out", str(out)]) == 0
+    assert text.main(["--quick", "--breakdown", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     _check_report(report, lm_peers=["torch nn.LSTM", "flax OptimizedLSTMCell"], crf_peer=True)
+    # the parts of the step, timed in the same rounds: per-round fractions of our step's time
+    parts = report["lm_breakdown"]
+    assert set(parts) == {"dlmodels model value_and_grad", "dlmodels LSTM layers only",
+                          "torch nn.LSTM layers only"}
+    ours = report["results"][0]["ours"]["times_s"]
+    for part in parts.values():
+        assert part["fraction_of_ours_per_round"] == pytest.approx(
+            [a / b for a, b in zip(part["times_s"], ours)])
     fc = report["results"][0]["checks"]["fit_check"]
     assert fc["calls"] == 3 and len(fc["seconds_per_window_after_compile"]) == 2
     assert all(x > 0 for x in fc["seconds_per_window_after_compile"])
