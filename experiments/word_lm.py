@@ -28,8 +28,19 @@ perplexity (Mikolov et al. 2011, "Empirical evaluation and combination of advanc
 modeling techniques"; Mikolov 2012, thesis); Zaremba, Sutskever & Vinyals 2014 medium LSTM (2 x 650, dropout 0.5)
 82.7, ratio 0.59.
 
-Measured here: see ``experiments/results/word_lm/`` and the README row (from the reference run,
-``python -m dlmodels run word_lm``).
+Measured here (2026-12-04, the defaults, ``python -m dlmodels run word_lm``: vocabulary 5,346
+(min_count 5; <unk> 2.6 % of test tokens), 1 x 256 tied, 720 updates = 2.3 epochs per cell,
+about 11 min of training for all three on the shared 2-core CPU):
+
+    model                 test ppl   valid ppl   params      training
+    Kneser-Ney 5-gram     90.1       -           -           2 s
+    Elman                 90.6       89.0        1,505,250   301 s
+    LSTM                  89.2       87.9        1,899,234   173 s
+    GRU                   83.3       81.9        1,768,674   159 s
+
+Target (LSTM <= 0.8 x KN-5 = 72.1): missed, ratio 0.99. The networks are far from converged (2.3
+epochs; Zaremba et al. train 39); an earlier run of 360 updates per cell gave the Elman network
+128.8. The budget, not the model, limits this comparison.
 """
 
 from __future__ import annotations
@@ -70,12 +81,12 @@ class Config:
     dropout: float = 0.1  # dropout rate on the non-recurrent connections (Zaremba et al. 2014)
     batch_size: int = 64  # parallel streams (B)
     window: int = 35  # truncated BPTT window (T)
-    steps: int = 360  # training updates per cell
+    steps: int = 720  # training updates per cell
     learning_rate: float = 3e-3  # peak Adam learning rate (cosine decay)
     elman_learning_rate: float = 2e-3  # peak Adam learning rate of the Elman network
     min_rate: float = 1e-4  # learning rate at the end of the cosine decay
     clip_norm: float = 1.0  # global gradient-norm clipping threshold (0: none)
-    eval_every: int = 180  # updates between validation points (and checkpoints)
+    eval_every: int = 240  # updates between validation points (and checkpoints)
     eval_streams: int = 64  # held-out stream read as this many parallel streams
     eval_window: int = 128  # evaluation window (the carry flows across windows)
     kn_order: int = 5  # order of the Kneser-Ney baseline (0: skip it)
