@@ -49,7 +49,10 @@ tagger, and they can exceed the hand-annotated figures.
 
 Target: BiLSTM-CRF >= 96.5 % token accuracy on the English test split, the best of the five.
 
-RESULTS (filled in after the reference runs; see experiments/results/pos_tagging/README.md).
+Measured (2026-12-04, defaults, 2-core shared CPU; experiments/results/pos_tagging/): test
+accuracy MFT 94.04, HMM 96.27, perceptron 97.39, BiLSTM 97.20, BiLSTM-CRF 97.52 % (target met);
+WSJ 88.57 / 91.28 / 93.49 / 92.93 / 93.44 %. Chosen on valid (3,000 training sentences, 3
+epochs): lr 1e-2 over 5e-3 (93.9 vs 91.2 %), dropout 0.2 over 0.5, character CNN over none.
 """
 
 from __future__ import annotations
