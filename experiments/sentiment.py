@@ -37,7 +37,17 @@ its own columns of the ``[N, folds, T]`` data. Optimiser: Adam, cosine decay, cl
 Published (Kim 2014, Table 2, MR, 10,662 sentences, accuracy %): CNN-rand 76.1, CNN-static 81.0,
 NBSVM-bi (Wang & Manning 2012) 79.4, MNB-bi 79.0, RAE 77.7.
 
-Measured here: see ``experiments/results/sentiment/`` (filled in from the reference run).
+Measured here (2026-12-04, the defaults, ``python -m dlmodels run sentiment``, 2-core CPU shared
+with another run, 647 s in all; 10-fold CV, mean +- std over folds):
+
+    unidirectional LSTM-32 from h_T             71.53 +- 1.77 %
+    bidirectional LSTM-32 from [h_T ; h_1]      71.78 +- 1.94 %
+    bag of words (binary uni+bigrams) + L2 LR   72.45 +- 2.97 %   (scikit-learn, same C: 71.98 %)
+
+Target (bidirectional >= bag of words): missed by 0.67 points, inside the fold-to-fold spread (the
+standard error of the difference of the means is about 1 point). On 3,240 training sentences
+without pretrained embeddings the RNNs overfit within 3-6 epochs (training loss 0.1-0.2), while a
+linear model over binary n-grams is strong on small data, as in Wang & Manning 2012.
 """
 
 from __future__ import annotations
@@ -85,19 +95,19 @@ class Config:
     max_len: int = 40  # RNNs: tokens kept per sentence (longer ones are cut)
     min_count: int = 2  # RNN vocabulary: inner-train words seen this often; the rest -> <unk>
     cell: str = "lstm"  # RNN cell: lstm, gru or elman
-    embed_dim: int = 64  # RNN: embedding size
+    embed_dim: int = 32  # RNN: embedding size
     embed_scale: float = 0.1  # RNN: embeddings start uniform in [-embed_scale, embed_scale]
-    hidden: int = 64  # RNN: hidden units per direction
+    hidden: int = 32  # RNN: hidden units per direction
     dropout: tuple[float, ...] = (0.5,)  # RNN: dropout on the head's input, a grid chosen per fold
-    embed_dropout: tuple[float, ...] = (0.5,)  # RNN: dropout on the embedded words, a grid too
-    epochs: int = 8  # RNN: training epochs (the best epoch is chosen on inner validation)
+    embed_dropout: tuple[float, ...] = (0.5, 0.7)  # RNN: dropout on the embedded words, a grid too
+    epochs: int = 6  # RNN: training epochs (the best epoch is chosen on inner validation)
     batch_size: int = 50  # RNN: sentences per update
     learning_rate: float = 3e-3  # RNN: peak Adam learning rate (cosine-decayed)
     clip_norm: float = 1.0  # RNN: gradient-norm clipping threshold (0: none)
     bow_binary: bool = True  # bag of words: 0/1 presence (True) or counts
     bow_bigrams: bool = True  # bag of words: add word-bigram columns (NBSVM's "bi")
     bow_bigram_min_count: int = 2  # bag of words: bigrams kept if seen this often in inner-train
-    bow_cs: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)  # bag of words: inverse L2 strengths C tried
+    bow_cs: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)  # bag of words: inverse L2 strengths C tried
     bow_epochs: int = 20  # bag of words: training epochs
     bow_batch_size: int = 100  # bag of words: sentences per update
     bow_learning_rate: float = 0.02  # bag of words: peak Adam learning rate (cosine-decayed)
