@@ -32,7 +32,8 @@ def test_novikoff_bound_without_scikit_learn_says_pip_install_dev(monkeypatch):
 def test_installed_optional_module_is_returned_and_unknown_names_refused():
     scipy = pytest.importorskip("scipy")
     assert optional_import("scipy") is scipy
-    assert set(OPTIONAL) == {"sklearn", "scipy", "sacrebleu", "torch", "equinox", "haiku"}
+    assert set(OPTIONAL) == {"sklearn", "scipy", "sacrebleu", "torch", "equinox", "haiku", "nltk",
+                             "torchcrf"}
     with pytest.raises(ValueError, match="not one of dlmodels' optional packages"):
         optional_import("numpy")
 
