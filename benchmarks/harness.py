@@ -192,6 +192,17 @@ class Result:
                 "round_ratio_quartiles": self.ratio_quartiles(), "checks": self.checks}
 
 
+def torch_environment() -> dict:
+    """PyTorch's threading as the peers run it (threads, OMP wait policy, oneDNN), or ``{}``
+    without torch."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    return {"num_threads": os.cpu_count(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "mkldnn": bool(torch.backends.mkldnn.is_available())}
+
+
 def format_shapes(shapes: dict) -> str:
     """``{"layers": (64, 32, 10), "batch": 32}`` -> ``"layers=64-32-10 batch=32"``."""
     def one(v):

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
-                                print_table, time_interleaved, write_json)
+                                print_table, time_interleaved, torch_environment, write_json)
 from dlmodels import rnn
 from dlmodels.extras import optional_import
 
@@ -271,15 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be >= 1")
 
     env = environment()
-    torch_info = {}
-    if "torch" in args.peers:
-        try:
-            import torch
-            torch_info = {"num_threads": os.cpu_count(), "omp_wait_policy":
-                          os.environ.get("OMP_WAIT_POLICY"),
-                          "mkldnn": bool(torch.backends.mkldnn.is_available())}
-        except ImportError:
-            pass
+    torch_info = torch_environment() if "torch" in args.peers else {}
     print(f"suite {SUITE}: {env['device_kind']} ({env['backend']}), {env['cpu_count']} CPUs, "
           f"jax {env['versions']['jax']}, {env['date']}; medians of {repeats} interleaved rounds "
           f"after {warmup} warm-up calls; torch: {torch_info or 'not run'}", flush=True)

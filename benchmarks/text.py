@@ -55,7 +55,6 @@ import math
 import os
 import statistics
 import sys
-import time
 from typing import Callable
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp; see rnn.py
@@ -65,7 +64,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
-                                         print_table, time_interleaved, write_json)
+                                         print_table, time_interleaved, torch_environment,
+                                         write_json)
 from dlmodels.data.batching import batch_indices
 from dlmodels.extras import optional_import
 
@@ -569,14 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds, --windows and --crf-calls must be >= 1, --warmup >= 0")
 
     env = environment()
-    torch_info = {}
-    try:
-        import torch
-        torch_info = {"num_threads": os.cpu_count(), "omp_wait_policy":
-                      os.environ.get("OMP_WAIT_POLICY"),
-                      "mkldnn": bool(torch.backends.mkldnn.is_available())}
-    except ImportError:
-        pass
+    torch_info = torch_environment()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"suite {SUITE}: {env['device_kind']} ({env['backend']}), {env['cpu_count']} CPUs, "
           f"jax {env['versions']['jax']}, {env['date']}; {repeats} interleaved rounds after "

@@ -64,7 +64,6 @@ import optax
 
 from dlmodels import losses
 from dlmodels.data import pattern
-from dlmodels.experiment import write_json
 from dlmodels.extras import optional_import
 from dlmodels.nn import initializers
 from dlmodels.plots import figure, save

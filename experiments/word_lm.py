@@ -49,12 +49,11 @@ import dataclasses
 import math
 import os
 import re
-import time
 
 import numpy as np
 
 from dlmodels.experiment import write_json
-from dlmodels.experiments.char_lm import _cached, n_params, train_lm
+from dlmodels.experiments.char_lm import _cached, kneser_ney_nats, n_params, train_lm
 from dlmodels.plots import training_curves
 from dlmodels.text import lm
 from dlmodels.text.tokenize import words
@@ -132,17 +131,8 @@ def load_tokens(corpus: str, max_tokens: int = 0) -> dict[str, list[str]]:
 
 def kneser_ney(order: int, train: list[str], test: list[str]) -> dict:
     """Interpolated Kneser-Ney of ``order`` trained on ``train`` as one sequence: its
-    cross-entropy and perplexity on ``test``, or why it is missing."""
-    t0 = time.perf_counter()
-    try:
-        from dlmodels.text import ngram
-    except ImportError as e:                              # built by another part of the project
-        return {"available": False, "why": f"dlmodels.text.ngram not importable: {e}"}
-    model = ngram.KneserNey(order)
-    model.fit(train)          # one stream: no padding, no boundaries
-    nats = float(model.cross_entropy(test))
-    return {"available": True, "order": order, "nats": nats, "perplexity": math.exp(nats),
-            "seconds": time.perf_counter() - t0}
+    cross-entropy and perplexity on ``test`` (``char_lm.kneser_ney_nats``)."""
+    return kneser_ney_nats(order, train, test)
 
 
 def main(config: Config, run_dir: str) -> dict:
