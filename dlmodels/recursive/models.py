@@ -120,7 +120,7 @@ def recursive_net(vocab_size: int, dim: int, n_classes: int, *, embed_dim: int |
         k_x, k_h = _split(key, train, dropout)
         x = _node_inputs(embed, params, forest, inputs, E, "recursive_net")     # [B, N, E]
         x = _dropout(x, dropout, key=k_x, train=train)
-        xu = x @ params["w_x"] + params["b"]                                     # [B, N, dim]
+        xu = x @ params["w_x"] + params["b"][None, None]                                   # [B, N, dim]
         w_c = params["w_c"][:K * dim]                                            # [K dim, dim]
         is_leaf = jnp.all(jnp.asarray(forest.children) < 0, axis=-1)[..., None]  # [B, N, 1]
 
@@ -201,7 +201,7 @@ def tree_lstm(vocab_size: int, hidden: int, n_classes: int, *, kind: str = "chil
         k_x, k_h = _split(key, train, dropout)
         x = _node_inputs(embed, params, forest, inputs, E, "tree_lstm")         # [B, N, E]
         x = _dropout(x, dropout, key=k_x, train=train)
-        xw = x @ params["w_x"] + params["b"]                                     # [B, N, 4H]
+        xw = x @ params["w_x"] + params["b"][None, None]                                   # [B, N, 4H]
         x_i, x_f, x_o, x_u = jnp.split(xw, 4, axis=-1)                           # [B, N, H] each
         x_iou = jnp.concatenate([x_i, x_o, x_u], -1)                             # [B, N, 3H]
         if kind == "nary":
