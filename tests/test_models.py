@@ -36,6 +36,8 @@ from dlmodels.cnn import alexnet, convnet, lenet5, resnet, vgg
 from dlmodels.mlp import mlp
 from dlmodels.model import Model
 from dlmodels.nn import conv1d_layer, conv2d_layer, dense
+from dlmodels.recursive import Forest, binarize, pack, recursive_net, tree_lstm
+from dlmodels.seq2seq import encoder_decoder
 from dlmodels.text.classify import bow_logistic, rnn_classifier
 from dlmodels.text.embedding import embedding
 from dlmodels.text.lm import language_model
@@ -74,6 +76,46 @@ def full_length(model: Model) -> Model:
             return model.apply(params, ids, jnp.full(ids.shape[:1], 1, jnp.int32), key=key, train=train)
         return model.apply(params, ids, jnp.full(ids.shape[:1], ids.shape[1], jnp.int32), key=key,
                            train=train)
+
+    return Model(model.init, apply)
+
+
+def seq2seq_model(model: Model, src_len: int) -> Model:
+    """An encoder-decoder taking ``ids [B, S + T]`` as ``src = ids[:, :S]``, ``tgt_in = ids[:, S:]``,
+    every sentence full length (an input of another rank goes through whole, as the source)."""
+
+    def apply(params, ids, *, key=None, train=False):
+        if ids.ndim != 2:  # the model's own check names the source's shape
+            return model.apply(params, ids, jnp.ones(ids.shape[:1], jnp.int32), ids, key=key,
+                               train=train)
+        lengths = jnp.full(ids.shape[:1], src_len, jnp.int32)
+        return model.apply(params, ids[:, :src_len], lengths, ids[:, src_len:], key=key,
+                           train=train)
+
+    return Model(model.init, apply)
+
+
+# one tree of every kind of node: binary, ternary, unary, leaves at depths 1-3; labels on the
+# internal nodes (the ListOps layout); its 6 leaves take their tokens from the input row
+TEMPLATE = ("a", ("b", "x", "x", ("c", "x", "x")), ("d", "x"), "x")
+
+
+def forest_model(model: Model, tree=TEMPLATE, max_children: int = 3) -> Model:
+    """A recursive model taking ``leaf ids [B, L]`` as the forest of B copies of ``tree`` whose
+    L leaves hold those ids (the labels a..d are ids 1..4); another shape goes in as the
+    forest's ``tokens``, so the model's own check names it."""
+    template = pack([tree], lambda t: {"a": 1, "b": 2, "c": 3, "d": 4, "x": 0}[t],
+                    max_children=max_children)
+    leaves = np.flatnonzero(np.asarray(template.mask[0]) & (np.asarray(template.height[0]) == 0))
+
+    def apply(params, ids, *, key=None, train=False):
+        tile = lambda a: jnp.repeat(jnp.asarray(a), ids.shape[0] if ids.ndim else 1, axis=0)
+        forest = Forest(*(tile(a) for a in template[:-1]), levels=tile(template.levels))
+        if ids.ndim == 2 and ids.shape[1] == len(leaves):
+            forest = forest._replace(tokens=forest.tokens.at[:, leaves].set(ids))
+        else:
+            forest = forest._replace(tokens=ids)
+        return model.apply(params, forest, key=key, train=train)
 
     return Model(model.init, apply)
 
@@ -122,6 +164,12 @@ MODELS = {
     "rnn_classifier":      (lambda: full_length(rnn_classifier(50, 3, embed_dim=8, hidden=6, dropout=0.2)), Ints((4, 7), 50), [(4,)]),
     "rnn_classifier_bidir_gru": (lambda: full_length(rnn_classifier(50, 3, cell="gru", embed_dim=8, hidden=6, bidirectional=True)), Ints((4, 7), 50), [(4, 7, 2)]),
     "bow_logistic":        (lambda: bow_logistic(20, 2), (4, 20), [(4, 19), (20,)]),
+    "encoder_decoder":     (lambda: seq2seq_model(encoder_decoder(9, 7, hidden=6, embed_dim=5), 5), Ints((4, 9), 7), [(9,), (4, 9, 2)]),
+    "enc_dec_bahdanau_bidir": (lambda: seq2seq_model(encoder_decoder(9, 7, cell="gru", hidden=6, layers=2, bidirectional=True, attention="bahdanau", dropout=0.2), 5), Ints((4, 9), 7), [(9,)]),
+    "enc_dec_luong":       (lambda: seq2seq_model(encoder_decoder(9, 7, cell="elman", hidden=6, attention="luong"), 4), Ints((4, 9), 7), [(9,)]),
+    "recursive_net":       (lambda: forest_model(recursive_net(9, 6, 3, embed_dim=5), binarize(TEMPLATE), 2), Ints((4, 6), 9), [(4, 5), (4,)]),
+    "tree_lstm_child_sum": (lambda: forest_model(tree_lstm(9, 6, 3, dropout=0.2)), Ints((4, 6), 9), [(4, 5), (4,)]),
+    "tree_lstm_n_ary_nodes": (lambda: forest_model(tree_lstm(9, 6, 3, kind="n_ary", max_children=3, node_classifier=True)), Ints((4, 6), 9), [(4, 7)]),
     "seq_gru_bidir_deep":  (lambda: rnn.sequence_model([rnn.gru(4), rnn.gru(3)], 5, 2, bidirectional=True), (4, 7, 5), [(4, 7, 4)]),
 }
 
