@@ -305,9 +305,12 @@ def encoder_decoder(src_vocab: int, tgt_vocab: int, *, cell: str = "lstm", hidde
         return logits, DecoderState(tuple(carries), feed), a
 
     def check_inputs(src, src_lengths, tgt_in=None):
-        check_ids(src, Vs, "encoder_decoder: src", src_lengths)
+        if jnp.ndim(src) != 2:
+            raise ShapeError(f"encoder_decoder: expected src ids [B, S], got shape "
+                             f"{jnp.shape(src)}")
         B, S = jnp.shape(src)
         check_lengths(src_lengths, B, S, "encoder_decoder: src_lengths")
+        check_ids(src, Vs, "encoder_decoder: src", src_lengths)
         if tgt_in is not None:
             check_ids(tgt_in, Vt, "encoder_decoder: tgt_in")
             if jnp.shape(tgt_in)[0] != B:
