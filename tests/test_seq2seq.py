@@ -338,9 +338,20 @@ def test_decoding_on_a_model():
             seq = seq[:7]
             want = sum(lp[b, t, y] for t, y in enumerate(seq))
             np.testing.assert_allclose(scores[b, k], want, rtol=1e-4, atol=1e-4)
-    # the best of beam 4 scores at least as well as greedy
+    # translate returns the best beam; it scores at least as well as the greedy sequence
     best = np.asarray(s2s.translate(model, params, src, lengths, max_len=7, beam_size=4))
     np.testing.assert_array_equal(best, tokens[:, 0])
+    g_in = np.concatenate([np.full((12, 1), BOS), g[:, :-1]], axis=1)
+    lp = np.asarray(jax.nn.log_softmax(model.apply(params, src, lengths, g_in)), np.float64)
+    for b in range(12):
+        seq = (s2s.strip(g[b]) + [EOS])[:7]
+        assert scores[b, 0] >= sum(lp[b, t, y] for t, y in enumerate(seq)) - 1e-4
+    # one compilation for new values of the same shapes
+    from dlmodels.seq2seq import decode
+    before = decode._translate._cache_size()
+    params2 = jax.tree.map(lambda a: a * 1.01, params)
+    s2s.translate(model, params2, src[::-1], lengths[::-1], max_len=7, beam_size=4)
+    assert decode._translate._cache_size() == before
 
 
 def test_beam_search_compiles_once_and_loops_inside():
