@@ -88,11 +88,12 @@ class Config:
     hidden: int = 128  # hidden units (tree nodes; LSTM per direction)
     tree_dropout: float = 0.0  # Tree-LSTM dropout (training only)
     epochs: int = 4  # training epochs per model
-    batch_size: int = 64  # examples per update
+    batch_size: int = 64  # expressions per update (about, for the tree models: whole rows)
     learning_rate: float = 2e-3  # peak Adam learning rate (cosine decay to 0)
     clip_norm: float = 1.0  # gradient-norm clipping (0: none)
     evals_per_epoch: int = 2  # evaluations on valid + test per epoch (model-selection points)
-    eval_batch_size: int = 500  # examples per evaluation batch
+    eval_batch_size: int = 500  # expressions per evaluation batch (about, for the tree models)
+    row_nodes: int = 160  # tree models: nodes per node-table row, holding several trees (pack_rows)
     length_bins: tuple[int, ...] = (25, 50, 75, 100, 150, 200)  # upper edges of the token-length bins (one more bin above the last)
     grad_examples: int = 500  # test expressions in the gradient study (0: none)
     checkpoint_every: int = 200  # updates between checkpoints of each model's training
@@ -103,7 +104,7 @@ class Config:
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models has repeats: {self.models}")
         for name in ("embed_dim", "hidden", "epochs", "batch_size", "evals_per_epoch",
-                     "eval_batch_size"):
+                     "eval_batch_size", "row_nodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("train_size", "grad_examples", "checkpoint_every"):
@@ -164,44 +165,124 @@ def _forest_arrays(trees, vocab: Vocab, *, max_children: int, max_nodes: int,
     return {name: np.asarray(getattr(forest, name)) for name in recursive.Forest._fields}
 
 
+def pack_rows(trees, vocab: Vocab, *, capacity: int, max_children: int, max_height: int,
+              seed: int, window: int = 16) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Several trees per node-table row, so that the table is not mostly padding (ListOps trees
+    have 3..~150 nodes, ~20 on average): ``(forest arrays of R rows x capacity nodes, slots
+    [R, M] int, tree [R, M] int)`` where row r holds the trees ``tree[r, m]`` (-1: empty slot)
+    with their roots at rows ``slots[r, m]`` (0 for an empty slot). Each tree keeps its nodes
+    contiguous and in post-order, its children indices shifted by its offset in the row, so the
+    trees of a row never touch: evaluated level by level (``bottom_up``) they are independent,
+    and a model with ``node_classifier=True`` gives each tree's logits at its root's row. Trees
+    are taken in a random order (``seed``) and put in the first of the last ``window`` rows with
+    room (first fit)."""
+    f = recursive.pack(trees, vocab, max_children=max_children, max_height=max_height)
+    f = {name: np.asarray(getattr(f, name)) for name in recursive.Forest._fields}
+    sizes = f["root"] + 1
+    if sizes.max() > capacity:
+        raise ValueError(f"pack_rows: a tree has {sizes.max()} nodes, more than the row "
+                         f"capacity {capacity}")
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in np.random.default_rng(seed).permutation(len(trees)):
+        for r in range(max(0, len(rows) - window), len(rows)):
+            if free[r] >= sizes[i]:
+                rows[r].append(int(i))
+                free[r] -= int(sizes[i])
+                break
+        else:
+            rows.append([int(i)])
+            free.append(capacity - int(sizes[i]))
+    R, M, K, L = len(rows), max(len(r) for r in rows), f["children"].shape[-1], max_height + 1
+    out = {"tokens": np.zeros((R, capacity), np.int32),
+           "has_token": np.zeros((R, capacity), bool),
+           "children": np.full((R, capacity, K), -1, np.int32),
+           "mask": np.zeros((R, capacity), bool), "height": np.zeros((R, capacity), np.int32),
+           "depth": np.zeros((R, capacity), np.int32), "root": np.zeros(R, np.int32),
+           "levels": np.zeros((R, L), np.int32)}
+    slots = np.zeros((R, M), np.int32)
+    tree = np.full((R, M), -1, np.int32)
+    for r, members in enumerate(rows):
+        offset = 0
+        for m, i in enumerate(members):
+            n = int(sizes[i])
+            span = slice(offset, offset + n)
+            for name in ("tokens", "has_token", "mask", "height", "depth"):
+                out[name][r, span] = f[name][i, :n]
+            kids = f["children"][i, :n]
+            out["children"][r, span] = np.where(kids >= 0, kids + offset, -1)
+            slots[r, m], tree[r, m] = offset + n - 1, i
+            offset += n
+        out["root"][r] = slots[r, len(members) - 1]
+        out["levels"][r] = np.bincount(out["height"][r, :offset], minlength=L)
+    return out, slots, tree
+
+
+def _tree_rows(trees: dict, splits: dict, vocab: Vocab, config: Config, binary: bool):
+    """Train rows and eval rows (valid + test trees together) of one tree model, and the shape
+    information."""
+    every = [t for s in trees for t in trees[s]]
+    max_children = 2 if binary else max(
+        (len(t) - 1 for t in _internal(every)), default=1)
+    max_nodes = max(_count_nodes(t) for t in every)
+    max_height = max(_height(t) for t in every)
+    capacity = max(config.row_nodes, max_nodes)
+    info = {"max_nodes": max_nodes, "max_height": max_height, "max_children": max_children,
+            "row_nodes": capacity}
+    kw = dict(capacity=capacity, max_children=max_children, max_height=max_height)
+    train, slots, index = pack_rows(trees["train"], vocab, seed=config.seed, **kw)
+    filled = index >= 0
+    train.update(slots=slots, slot_used=filled,
+                 labels=np.where(filled, splits["train"]["labels"][np.maximum(index, 0)], 0))
+    held_trees = trees["valid"] + trees["test"]
+    held, slots, index = pack_rows(held_trees, vocab, seed=config.seed + 1, **kw)
+    filled = index >= 0
+    n_valid = len(trees["valid"])
+    per_tree = _held_columns(splits, config)
+    held.update(slots=slots, slot_used=filled,
+                **{k: np.where(filled, v[np.maximum(index, 0)], 0).astype(v.dtype)
+                   for k, v in per_tree.items()})
+    info.update(train_rows=len(train["root"]), trees_per_row=float(filled.sum() / len(held["root"])),
+                valid=n_valid)
+    return train, held, info
+
+
+def _held_columns(splits: dict, config: Config) -> dict:
+    """Per held-out expression (valid then test): ``labels``, ``valid``/``test`` flags,
+    ``example_depth`` (the expression's nesting depth; ``depth`` is the forest's per-node field)
+    and ``length_bin``."""
+    v, t = splits["valid"], splits["test"]
+    length = np.concatenate([v["length"], t["length"]])
+    return {"labels": np.concatenate([v["labels"], t["labels"]]).astype(np.int32),
+            "valid": np.r_[np.ones(len(v["labels"])), np.zeros(len(t["labels"]))]
+            .astype(np.float32),
+            "test": np.r_[np.zeros(len(v["labels"])), np.ones(len(t["labels"]))]
+            .astype(np.float32),
+            "example_depth": np.concatenate([v["depth"], t["depth"]]).astype(np.int32),
+            "length_bin": np.searchsorted(np.asarray(config.length_bins), length)
+            .astype(np.int32)}
+
+
 def _model_data(kind: str, data: dict, vocab: Vocab, config: Config) -> tuple[dict, dict, dict]:
-    """``(train, eval, shape_info)`` arrays of model ``kind``: forests (one node-table shape for
-    every split, so one compiled program each for training and evaluation) or padded token ids;
-    eval = valid followed by test, with ``valid``/``test`` flags, ``example_depth`` (the
-    expression's nesting depth; ``depth`` is the forest's per-node field) and ``length_bin``."""
-    edges = np.asarray(config.length_bins)
-    arrays, info = {}, {}
+    """``(train, eval, shape_info)`` arrays of model ``kind``: for the tree models rows of
+    several trees each (:func:`pack_rows`; one node-table shape for every split, so one compiled
+    program each for training and evaluation), for the sequence models padded token ids, one
+    expression per row; eval = valid followed by test (:func:`_held_columns`)."""
     if kind in TREE_MODELS:
         binary = kind != "treelstm"
         trees = {s: ([recursive.binarize(t, side="left") for t in d["trees"]] if binary
                      else d["trees"]) for s, d in data.items()}
-        every = [t for s in trees for t in trees[s]]
-        max_children = 2 if binary else max(
-            (len(t) - 1 for s in trees for t in _internal(trees[s])), default=1)
-        max_nodes = max(_count_nodes(t) for t in every)
-        max_height = max(_height(t) for t in every)
-        info = {"max_nodes": max_nodes, "max_height": max_height, "max_children": max_children}
-        for s in trees:
-            arrays[s] = _forest_arrays(trees[s], vocab, max_children=max_children,
-                                       max_nodes=max_nodes, max_height=max_height)
-    else:
-        T = int(max(d["length"].max() for d in data.values()))
-        info = {"max_len": T}
-        for s, d in data.items():
-            ids, lengths = batching.pad([vocab.encode(t) for t in d["tokens"]],
-                                        pad_id=vocab.pad_id, max_len=T)
-            arrays[s] = {"ids": ids, "lengths": lengths}
+        return _tree_rows(trees, data, vocab, config, binary)
+    T = int(max(d["length"].max() for d in data.values()))
+    arrays = {}
+    for s, d in data.items():
+        ids, lengths = batching.pad([vocab.encode(t) for t in d["tokens"]],
+                                    pad_id=vocab.pad_id, max_len=T)
+        arrays[s] = {"ids": ids, "lengths": lengths}
     train = {**arrays["train"], "labels": data["train"]["labels"]}
-    n_valid, n_test = len(data["valid"]["labels"]), len(data["test"]["labels"])
     held = {k: np.concatenate([arrays["valid"][k], arrays["test"][k]]) for k in arrays["valid"]}
-    depth = np.concatenate([data["valid"]["depth"], data["test"]["depth"]])
-    length = np.concatenate([data["valid"]["length"], data["test"]["length"]])
-    held.update(labels=np.concatenate([data["valid"]["labels"], data["test"]["labels"]]),
-                valid=np.r_[np.ones(n_valid), np.zeros(n_test)].astype(np.float32),
-                test=np.r_[np.zeros(n_valid), np.ones(n_test)].astype(np.float32),
-                example_depth=depth,
-                length_bin=np.searchsorted(edges, length).astype(np.int32))
-    return train, held, info
+    held.update(_held_columns(data, config))
+    return train, held, {"max_len": T}
 
 
 def _internal(trees):
@@ -216,19 +297,22 @@ def _internal(trees):
 # ---------------------------------------------------------------------------------------------
 # Models and their training.
 
-def build(kind: str, vocab_size: int, config: Config, max_children: int = 5):
-    """The ``Model`` of ``kind`` (module docstring)."""
+def build(kind: str, vocab_size: int, config: Config, max_children: int = 5, *,
+          node_classifier: bool = False):
+    """The ``Model`` of ``kind`` (module docstring); the tree models with ``node_classifier``
+    give logits at every node (the same params as without: one head)."""
     if kind == "treelstm":
         return recursive.tree_lstm(vocab_size, config.hidden, N_CLASSES, kind="child_sum",
                                    max_children=max_children, embed_dim=config.embed_dim,
-                                   dropout=config.tree_dropout)
+                                   dropout=config.tree_dropout, node_classifier=node_classifier)
     if kind == "nary":
         return recursive.tree_lstm(vocab_size, config.hidden, N_CLASSES, kind="nary",
                                    max_children=2, embed_dim=config.embed_dim,
-                                   dropout=config.tree_dropout)
+                                   dropout=config.tree_dropout, node_classifier=node_classifier)
     if kind == "rnn":
         return recursive.recursive_net(vocab_size, config.hidden, N_CLASSES,
-                                       embed_dim=config.embed_dim)
+                                       embed_dim=config.embed_dim,
+                                       node_classifier=node_classifier)
     return rnn_classifier(vocab_size, N_CLASSES, cell="lstm", embed_dim=config.embed_dim,
                           hidden=config.hidden, bidirectional=kind == "bilstm")
 
@@ -238,20 +322,35 @@ def forest_of(batch: dict) -> recursive.Forest:
 
 
 def logits_fn(kind: str, model):
-    """``f(params, batch, key=None, train=False) -> logits [B, 10]`` for a batch dict."""
+    """``f(params, batch, key=None, train=False) -> (logits, used)``: for the sequence models
+    ``[B, 10]`` and ones ``[B]``; for the tree models (built with ``node_classifier``) on rows
+    of :func:`pack_rows`, every slot's root logits ``[R, M, 10]`` and ``slot_used [R, M]``."""
     if kind in TREE_MODELS:
-        return lambda params, batch, key=None, train=False: model.apply(
-            params, forest_of(batch), key=key, train=train)
-    return lambda params, batch, key=None, train=False: model.apply(
-        params, batch["ids"], batch["lengths"], key=key, train=train)
+        def f(params, batch, key=None, train=False):
+            every = model.apply(params, forest_of(batch), key=key, train=train)   # [R, C, 10]
+            roots = jnp.take_along_axis(every, batch["slots"][..., None], axis=1)  # [R, M, 10]
+            return roots, batch["slot_used"].astype(roots.dtype)
+        return f
+
+    def g(params, batch, key=None, train=False):
+        logits = model.apply(params, batch["ids"], batch["lengths"], key=key, train=train)
+        return logits, jnp.ones(logits.shape[:1], logits.dtype)
+    return g
+
+
+def _per_row(a):
+    """Sum over the slots of a row (``[R, M] -> [R]``; ``[B]`` stays)."""
+    return a.reshape(a.shape[0], -1).sum(-1)
 
 
 def _eval_fn(f, n_depths: int, n_lengths: int):
+    """Per row, sums over its expressions of: correct / loss / count on valid and test, and on
+    test per depth and length bin (ratios of their means over rows are the accuracies)."""
     def eval_fn(params, batch):
-        logits = f(params, batch)
-        correct = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
-        ce = losses.softmax_cross_entropy(logits, batch["labels"])
-        valid, test = batch["valid"], batch["test"]
+        logits, used = f(params, batch)
+        correct = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32) * used
+        ce = losses.softmax_cross_entropy(logits, batch["labels"]) * used
+        valid, test = batch["valid"] * used, batch["test"] * used
         out = {"valid_correct": correct * valid, "valid_loss": ce * valid, "valid_n": valid,
                "test_correct": correct * test, "test_loss": ce * test, "test_n": test}
         for d in range(n_depths):
@@ -260,7 +359,7 @@ def _eval_fn(f, n_depths: int, n_lengths: int):
         for j in range(n_lengths):
             where = test * (batch["length_bin"] == j)
             out[f"test_correct_length_{j}"], out[f"test_n_length_{j}"] = correct * where, where
-        return out
+        return {k: _per_row(v) for k, v in out.items()}
 
     return eval_fn
 
@@ -291,35 +390,42 @@ def select(history: list[dict], n_depths: int, n_lengths: int) -> dict:
 
 def train_model(kind: str, train: dict, held: dict, info: dict, vocab_size: int,
                 config: Config, run_dir: str | None, n_depths: int, n_lengths: int):
-    """Train one model through ``fit`` (resumable in ``run_dir``); ``(model, params, row)``."""
-    model = build(kind, vocab_size, config, info.get("max_children", 5))
+    """Train one model through ``fit`` (resumable in ``run_dir``); ``(model, params, row)``
+    where ``model`` gives the root's logits (for the gradient study)."""
+    model = build(kind, vocab_size, config, info.get("max_children", 5),
+                  node_classifier=kind in TREE_MODELS)
     f = logits_fn(kind, model)
 
     def loss_fn(params, batch, key):
-        logits = f(params, batch, key=key, train=True)
-        return jnp.mean(losses.softmax_cross_entropy(logits, batch["labels"])), {}
+        logits, used = f(params, batch, key=key, train=True)
+        ce = losses.softmax_cross_entropy(logits, batch["labels"]) * used
+        return jnp.sum(ce) / jnp.maximum(jnp.sum(used), 1.0), {}
 
-    n = len(train["labels"])
-    steps_per_epoch = n // config.batch_size
+    n_rows = len(train["labels"])
+    per_row = float(np.mean(np.sum(train["slot_used"], -1))) if kind in TREE_MODELS else 1.0
+    batch_rows = max(1, round(config.batch_size / per_row))     # about batch_size expressions
+    steps_per_epoch = n_rows // batch_rows
     if steps_per_epoch == 0:
-        raise ValueError(f"batch_size {config.batch_size} exceeds the {n} training examples")
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {n_rows} training rows")
     eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
     optimizer = make_optimizer(OptimizerConfig("adam", config.learning_rate, schedule="cosine",
                                                clip_norm=config.clip_norm),
                                config.epochs * steps_per_epoch)
+    eval_rows = max(1, round(config.eval_batch_size / per_row))
     fitted = fit(model.init, loss_fn, optimizer, train,
-                 TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
+                 TrainConfig(epochs=config.epochs, batch_size=batch_rows,
                              seed=config.seed, data_seed=config.seed,
                              steps_per_call=min(100, eval_every), eval_every=eval_every,
-                             eval_batch_size=config.eval_batch_size,
+                             eval_batch_size=eval_rows,
                              checkpoint_every=config.checkpoint_every, progress=False),
                  eval_fn=_eval_fn(f, n_depths, n_lengths), eval_data=held, run_dir=run_dir,
                  resume=run_dir is not None,
                  record={"experiment": "listops", "model": kind, **dataclasses.asdict(config)})
     row = select(fitted.history, n_depths, n_lengths)
-    row.update(info=info, steps=int(fitted.state.step),
+    row.update(info=info, steps=int(fitted.state.step), batch_rows=batch_rows,
                parameters=int(sum(np.size(p) for p in jax.tree.leaves(fitted.state.params))))
-    return model, fitted.state.params, row
+    root_model = build(kind, vocab_size, config, info.get("max_children", 5))
+    return root_model, fitted.state.params, row
 
 
 # ---------------------------------------------------------------------------------------------
