@@ -66,6 +66,7 @@ SHA256: dict[str, str] = {  # split -> sha256 of <split>.tsv
 Tree = Union[str, tuple]  # a digit "0".."9", or (operator_token, child, child, ...)
 
 _TOKENS = frozenset(VOCAB)
+_MAX_MISSES = 20_000
 
 
 def tokens(expr: str) -> list[str]:
@@ -171,14 +172,20 @@ def _generate(rng: random.Random, n: int, max_depth: int, max_args: int, max_len
               exclude: frozenset | set = frozenset()) -> list[str]:
     seen: set[str] = set()
     out: list[str] = []
+    misses = 0  # consecutive rejected draws: too many means the settings admit too few expressions
     while len(out) < n:
         toks: list[str] = []
         _draw(rng, 1, max_depth, max_args, toks)
-        if len(toks) > max_length:
-            continue
         expr = " ".join(toks)
-        if expr in seen or expr in exclude:
+        if len(toks) > max_length or expr in seen or expr in exclude:
+            misses += 1
+            if misses > _MAX_MISSES:
+                raise ValueError(f"drew only {len(out)} distinct expressions of the {n} asked for "
+                                 f"with max_depth={max_depth}, max_args={max_args}, "
+                                 f"max_length={max_length}: {_MAX_MISSES} draws in a row were too "
+                                 "long or repeated")
             continue
+        misses = 0
         seen.add(expr)
         out.append(expr)
     return out
@@ -188,7 +195,8 @@ def generate(n: int, *, seed: int, max_depth: int = MAX_DEPTH, max_args: int = M
              max_length: int = MAX_LENGTH) -> list[str]:
     """``n`` distinct random expressions from the generator described in the module docstring,
     deterministic in ``seed``: every expression has `depth` 1..max_depth, 2..max_args arguments
-    per list and at most ``max_length`` tokens."""
+    per list and at most ``max_length`` tokens. `ValueError` if the settings admit too few
+    distinct expressions (20,000 draws in a row rejected)."""
     for name, v, lo in (("n", n, 0), ("max_depth", max_depth, 1), ("max_args", max_args, 2),
                         ("max_length", max_length, 4)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
