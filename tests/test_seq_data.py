@@ -30,9 +30,7 @@ REAL_CACHE = data_dir()  # before any fixture points DLMODELS_DATA elsewhere
 def empty_cache(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("DLMODELS_DATA", str(folder))
-    numbers._read.cache_clear()
-    yield folder
-    numbers._read.cache_clear()
+    return folder
 
 
 # ---------------------------------------------------------------- an independent ListOps evaluator
@@ -268,14 +266,12 @@ def real_numbers():
     """The corpus in the real cache, fetched there if needed (skips only when that fails)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("DLMODELS_DATA", str(REAL_CACHE))
-    numbers._read.cache_clear()
     try:
         data.fetch("numbers")
     except DataError as e:
         mp.undo()
         pytest.skip(f"the numbers corpus is not fetched and fetching it failed: {e}")
     yield REAL_CACHE / "numbers"
-    numbers._read.cache_clear()
     mp.undo()
 
 
@@ -297,7 +293,7 @@ GERMAN_WORDS = set("null eins ein zwei drei vier fünf sechs sieben acht neun ze
                    "und".split())
 
 
-def test_numbers_real_corpus(real_numbers):
+def test_numbers_real_corpus(real_numbers, tmp_path, monkeypatch):
     for split in numbers.SPLITS:
         raw = (real_numbers / f"{split}.tsv").read_bytes()
         assert hashlib.sha256(raw).hexdigest() == numbers.SHA256[split]
@@ -316,6 +312,9 @@ def test_numbers_real_corpus(real_numbers):
     de_words = {w for _, t in numbers.load("en-de", "train") for w in t.split()}
     assert de_words == GERMAN_WORDS
     assert "num2words" not in sys.modules  # the library never imports it
+    monkeypatch.setenv("DLMODELS_DATA", str(tmp_path))  # what was read is not served from memory
+    with pytest.raises(DataError, match="dlmodels data fetch numbers"):
+        numbers.load("en-fr", "valid")
 
 
 def test_numbers_equal_num2words(real_numbers):

@@ -202,15 +202,20 @@ def fetch():
     return packages.cached_files(SUBDIR, _files(), FETCH_COMMAND, "The numbers corpus")
 
 
-@functools.lru_cache(maxsize=len(SPLITS))
 def _read(split: str) -> tuple[tuple[str, ...], ...]:
     name = f"{split}.tsv"
     d = packages.cached_files(SUBDIR, {name: SHA256[split]}, FETCH_COMMAND, "The numbers corpus")
+    st = (d / name).stat()  # verified above (hashed once per process per size and mtime)
+    return _rows(str(d / name), split, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2 * len(SPLITS))
+def _rows(path: str, split: str, size: int, mtime_ns: int) -> tuple[tuple[str, ...], ...]:
     rows = tuple(tuple(line.split("\t")) for line in
-                 (d / name).read_text(encoding="utf-8").splitlines())
+                 Path(path).read_text(encoding="utf-8").splitlines())
     expected = _splits()[split]
     if len(rows) != len(expected) or any(int(r[0]) != n for r, n in zip(rows, expected)):
-        raise DataError(f"{d / name} does not hold the numbers of the {split} split; run "
+        raise DataError(f"{path} does not hold the numbers of the {split} split; run "
                         f"`{FETCH_COMMAND}` again")
     return rows
 
