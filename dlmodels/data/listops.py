@@ -16,26 +16,26 @@ make_data.py``, as described in the paper):
   the script's ``int(np.median(values))`` (so MED of 2 5 is 3, not ``median_low``'s 2);
 - deviations, chosen here: the root is always a list (the script also emits bare digits, a
   trivial 10-way example); ``max_depth`` bounds `depth` (nested lists, a digit 0, ``"[MAX 1 2 ]"``
-  1) so the issue's "depth up to 10" means at most 10 nested lists (the script's ``MAX_DEPTH = 10``
-  allows 9); expressions longer than ``max_length`` = `MAX_LENGTH` tokens are rejected and drawn
+  1) so the issue's "depth up to 10" means at most 10 nested lists (the script's ``MAX_DEPTH``
+  counts the digit level too: 10 there allows 9 nested lists); expressions longer than ``max_length`` = `MAX_LENGTH` tokens are rejected and drawn
   again (3.8 % of draws; 0.9 % are longer than 200, 0.1 % than 300; the script has no cap);
   every split holds distinct expressions (the script keeps a set) and the splits are disjoint:
   test is drawn first, valid without test's expressions, train without either.
 
-Splits (`SIZES`): train 90,000, valid 1,000, test 10,000 (the paper's 90k/10k train/test, plus a
-validation set), each drawn with its own fixed seed (`SEEDS`) from Python's `random.Random`
+Splits (`SIZES`): train 90,000, valid 1,000, test 10,000, each drawn with its own fixed seed (`SEEDS`) from Python's `random.Random`
 (whose ``random()``/``getrandbits`` streams are stable across Python versions). ``load(split)``
 generates the split once and caches it as ``<data_dir>/listops/<split>.tsv`` (``label\\texpr``
-lines) under the sha256 pinned in `SHA256`, so a changed generator or a corrupted file is an
-error, not a silently different data set. ``dlmodels data fetch listops`` writes all three.
+lines) under the sha256 pinned in `SHA256`: a generator that draws differently (another Python's
+``random``) is an error, not a silently different data set; a corrupted file is regenerated. ``dlmodels data fetch listops`` writes all three.
 
 The test split: lengths 4..128 tokens (mean 23.6, median 12); depth 1: 3,150, 2: 2,168,
 3: 1,309, 4: 849, 5: 609, 6: 460, 7: 334, 8: 246, 9: 182, 10: 693 (the lists that would nest
 deeper are cut to digits, so depth 10 collects them); labels 0..9 about uniform (9.3 % - 11.2 %
 in train, 0 and 9 the most common: MIN and MAX of many digits).
 
-Published accuracy on ListOps (Nangia & Bowman 2018, Table 2): LSTM 71.5 %, Tree-LSTM given the
-gold trees (as here) 98.7 %, RL-SPINN 64.8 %. Licence: generated here (no third-party data).
+Published accuracy on ListOps (Nangia & Bowman 2018, as quoted by issue 14): a sequential LSTM
+about 71.5 %, a Tree-LSTM given the gold trees (as here) about 98.7 %. Licence: generated here
+(no third-party data).
 """
 
 from __future__ import annotations
