@@ -24,11 +24,17 @@ For a source ``x_1..x_S`` (its own length ``L <= S``, the rest padding) and a ta
 
 ``h_s W_h`` (and ``h_s W_a``) are computed once per sentence, not per step. Scores of padded
 source positions are set to -inf before the softmax and the weights there to exactly 0.
-Dropout (inverted, rate ``dropout``, training only, drawn from the explicit key) on the embedded
-inputs of both RNNs, between stacked layers, and on ``o_t`` before the output projection.
+Dropout (inverted, rate ``dropout``, training only, drawn from the explicit key) on the input of
+every RNN layer (the embedded tokens, the outputs of the layer below; for the decoder's first
+layer on ``[E_tgt[y_{t-1}] ; c_t or s~_{t-1}]``, drawn for the two parts apart) and on ``o_t``
+before the output projection.
 
-The decoder step is one function (:func:`_step` below) used both by the teacher-forced
-``lax.scan`` of ``apply`` and by the decoding step function of :mod:`dlmodels.seq2seq.decode`.
+The decoder step is one function (``core`` in :func:`encoder_decoder`: attention, the stacked
+cells, the output features o_t) used both by the teacher-forced ``lax.scan`` of ``apply`` and by
+the decoding step function of :mod:`dlmodels.seq2seq.decode`. Its two per-token ends, the
+embedding with its share of the first layer's input projection (``E_tgt[y] W_x[:E] + b``) and
+the output projection, run on all target positions at once outside the scan in ``apply`` (one
+large matrix product each), and on the one new token per step in decoding.
 """
 
 from __future__ import annotations
@@ -272,24 +278,42 @@ def encoder_decoder(src_vocab: int, tgt_vocab: int, *, cell: str = "lstm", hidde
         a = masked_softmax(e, memory.mask)                               # [B, S]
         return a, jnp.einsum("bs,bsh->bh", a, memory.values)             # [B, He]
 
-    def step(params, state, y_prev, memory, key=None, train=False):
-        """One decoder step: ``(logits [B, Vt], new state, attention [B, S] or None)``."""
+    def embed_project(params, tokens, key=None, train=False):
+        """The part of the first decoder layer's input projection that depends on the previous
+        token only: ``u = D(E_tgt[y]) W_x[:E] + b`` for ``tokens [...]`` -> ``[..., P]`` (the
+        rest of ``[E_tgt[y] ; extra] W_x``, the context or fed-back part, is added in
+        ``core``). Outside the scan, it runs on all target tokens in one matrix product."""
+        p = params["decoder"]["layer_0"]
+        x = _dropout(tgt_embed.apply(params["tgt_embed"], tokens), dropout, key=key,
+                     train=train)                                        # [..., E]
+        return dec_cells[0].project({**p, "w_x": p["w_x"][:E]}, x)       # [..., P]
+
+    def core(params, state, u, memory, key=None, train=False):
+        """The recurrence of one decoder step from ``u [B, P]`` (:func:`embed_project` of the
+        previous tokens): ``(o_t [B, O] (dropout applied), new state, attention [B, S] or
+        None)``."""
         drop = train and dropout > 0
         keys = _keys(key, L + 1, drop)
-        x = tgt_embed.apply(params["tgt_embed"], y_prev)                 # [B, E]
         a = context = None
+        extra = None
         if attention == "bahdanau":
             s_prev = output_of(dec_cells[-1], params["decoder"][f"layer_{L - 1}"],
                                state.carries[-1])                        # [B, H]
             a, context = _attend(params, s_prev, memory)
-            x = jnp.concatenate([x, context], axis=-1)                   # [B, E + He]
+            extra = context                                              # [B, He]
         elif luong:
-            x = jnp.concatenate([x, state.feed], axis=-1)                # [B, E + H]
+            extra = state.feed                                           # [B, H]
         carries = []
         for l, c in enumerate(dec_cells):
-            x = _dropout(x, dropout, key=keys[l], train=train)
             p = params["decoder"][f"layer_{l}"]
-            carry, x = c.apply(p, state.carries[l], x)                   # [B, H]
+            if l == 0:
+                if extra is not None:                # [emb ; extra] W_x = emb W_x[:E] + ...
+                    extra = _dropout(extra, dropout, key=keys[0], train=train)
+                    u = u + extra @ p["w_x"][E:]                         # [B, P]
+                carry, x = c.step(p, state.carries[0], u)                # [B, H]
+            else:
+                x = _dropout(x, dropout, key=keys[l], train=train)
+                carry, x = c.apply(p, state.carries[l], x)               # [B, H]
             carries.append(carry)
         feed = None
         if attention == "bahdanau":
@@ -301,8 +325,16 @@ def encoder_decoder(src_vocab: int, tgt_vocab: int, *, cell: str = "lstm", hidde
         else:
             o = x
         o = _dropout(o, dropout, key=keys[L], train=train)
-        logits = readout.apply(params["out"], o)                         # [B, Vt]
-        return logits, DecoderState(tuple(carries), feed), a
+        return o, DecoderState(tuple(carries), feed), a
+
+    def step(params, state, y_prev, memory, key=None, train=False):
+        """One decoder step: ``(logits [B, Vt], new state, attention [B, S] or None)`` for the
+        previous tokens ``y_prev [B]``: :func:`embed_project`, :func:`core`, the output
+        projection."""
+        k_emb, k_core = jax.random.split(key) if key is not None else (None, None)
+        u = embed_project(params, y_prev, k_emb, train)                  # [B, P]
+        o, state, a = core(params, state, u, memory, k_core, train)
+        return readout.apply(params["out"], o), state, a                 # [B, Vt]
 
     def check_inputs(src, src_lengths, tgt_in=None):
         if jnp.ndim(src) != 2:
@@ -320,17 +352,21 @@ def encoder_decoder(src_vocab: int, tgt_vocab: int, *, cell: str = "lstm", hidde
     def forward(params, src, src_lengths, tgt_in, key=None, train=False):
         check_inputs(src, src_lengths, tgt_in)
         drop = _needs_key(key, train)
-        k_enc, k_dec = jax.random.split(key) if drop else (None, None)
+        k_enc, k_emb, k_dec = jax.random.split(key, 3) if drop else (None, None, None)
         state, memory = encode(params, src, src_lengths, k_enc, train)
         T = tgt_in.shape[1]
-        xs = (tgt_in.T, jax.random.split(k_dec, T)) if drop else (tgt_in.T,)
+        # the step of decoding (``step``) without its two per-token ends, which run on all
+        # steps at once here: the embedding and its projection before the scan, the output
+        # projection after it
+        u = embed_project(params, tgt_in.T, k_emb, train)                # [T, B, P]
+        xs = (u, jax.random.split(k_dec, T)) if drop else (u,)
 
         def body(state, x):
-            logits, state, a = step(params, state, x[0], memory, x[1] if drop else None, train)
-            return state, (logits, a)
+            o, state, a = core(params, state, x[0], memory, x[1] if drop else None, train)
+            return state, (o, a)
 
-        _, (logits, attn) = jax.lax.scan(body, state, xs)               # [T, B, V], [T, B, S]
-        logits = jnp.swapaxes(logits, 0, 1)                              # [B, T, V]
+        _, (o, attn) = jax.lax.scan(body, state, xs)                    # [T, B, O], [T, B, S]
+        logits = readout.apply(params["out"], jnp.swapaxes(o, 0, 1))     # [B, T, V]
         return logits, (None if attn is None else jnp.swapaxes(attn, 0, 1))
 
     def apply(params, src, src_lengths, tgt_in, *, key=None, train=False):
