@@ -1,4 +1,4 @@
-"""The training loss and the evaluation metrics of an encoder-decoder, for ``dlmodels.train.fit``."""
+"""The training loss and evaluation metrics of an encoder-decoder, for ``dlmodels.train.fit``."""
 
 from __future__ import annotations
 
