@@ -51,10 +51,11 @@ from dlmodels.nn import dense, initializers
 from dlmodels.nn.dropout import dropout as _dropout
 from dlmodels.rnn.cell import output_of
 from dlmodels.text.embedding import embedding
+from dlmodels.text.lm import CELLS as LM_CELLS
 from dlmodels.validation import (ShapeError, check_choice, check_in_range, check_positive,
                                  concrete)
 
-CELLS = {"lstm": rnn.lstm, "gru": rnn.gru, "elman": rnn.elman, "rnn": rnn.elman}
+CELLS = {**LM_CELLS, "rnn": rnn.elman}          # the language models' cells by name, "rnn" = Elman
 ATTENTIONS = (None, "bahdanau", "luong", "luong_general")
 
 
@@ -191,6 +192,7 @@ def encoder_decoder(src_vocab: int, tgt_vocab: int, *, cell: str = "lstm", hidde
     out_in = H + He if attention == "bahdanau" else H
     src_embed, tgt_embed = embedding(Vs, E), embedding(Vt, E)
     readout = dense(out_in, Vt)
+    bridge_layer = dense(2 * H, H)
     glorot = initializers.get("glorot_uniform")
 
     def init(key, dtype=jnp.float32):
@@ -209,7 +211,7 @@ def encoder_decoder(src_vocab: int, tgt_vocab: int, *, cell: str = "lstm", hidde
         params["encoder"] = encoder
         if bidirectional:
             params["bridge"] = {
-                f"layer_{l}": {part: dense(2 * H, H).init(kp, dtype) for part, kp in
+                f"layer_{l}": {part: bridge_layer.init(kp, dtype) for part, kp in
                                zip(carry_parts, jax.random.split(k, len(carry_parts)))}
                 for l, k in enumerate(jax.random.split(k_bridge, L))}
         params["decoder"] = {f"layer_{l}": c.init(k, dec_in if l == 0 else H, dtype)
@@ -251,8 +253,8 @@ def encoder_decoder(src_vocab: int, tgt_vocab: int, *, cell: str = "lstm", hidde
                 x, (c_f, c_b) = rnn.bidirectional(c, c, p, x, lengths=lengths)   # [B, S, 2H]
                 bridge = params["bridge"][f"layer_{l}"]
                 finals.append(type(c_f)(*[
-                    jnp.tanh(dense(2 * H, H).apply(bridge[part],
-                                                   jnp.concatenate([f, b], axis=-1)))
+                    jnp.tanh(bridge_layer.apply(bridge[part],
+                                                jnp.concatenate([f, b], axis=-1)))
                     for part, f, b in zip(carry_parts, c_f, c_b)]))
             else:
                 x, carry = rnn.unroll(c, p, x, lengths=lengths)          # [B, S, H]
