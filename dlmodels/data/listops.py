@@ -1,41 +1,44 @@
-"""ListOps (Nangia & Bowman 2018): nested prefix expressions over the digits 0..9, with their bracket
-trees, for tree-structured versus sequential models.
+"""ListOps (Nangia & Bowman 2018): nested prefix expressions over the digits 0..9, with their
+bracket trees, for tree-structured versus sequential models.
 
 An expression is space-separated tokens from `VOCAB`, e.g. ``"[MAX 2 9 [MIN 4 7 ] 0 ]"`` = 9: an
-operator token opens a list, its 2..`max_args` arguments are digits or nested lists, ``"]"``
-closes it. Operators (`OPERATORS`): ``[MIN`` minimum, ``[MAX`` maximum, ``[MED`` median,
-``[SM`` sum modulo 10. The label is the value, 0..9.
+operator token opens a list, its 2..`max_args` arguments are digits or nested lists, ``"]"`` closes
+it. Operators (`OPERATORS`): ``[MIN`` minimum, ``[MAX`` maximum, ``[MED`` median, ``[SM`` sum
+modulo 10. The label is the value, 0..9.
 
-Generator, following the published script (``nyu-mll/spinn``, ``python/spinn/data/listops/
-make_data.py``, as described in the paper):
+Generator, following the published script (``nyu-mll/spinn``,
+``python/spinn/data/listops/make_data.py``, as described in the paper):
 - a non-root node is a nested list with probability `OPERATOR_PROBABILITY` = 0.25 (the script's
   ``VALUE_P``: ``r > VALUE_P`` gives a digit) and otherwise a uniform digit; the operator is
   uniform over the four; the argument count uniform in 2..max_args (``random.randint(2,
   MAX_ARGS)``, so never 1);
-- the median of an even count is the mean of the two middle values truncated to an integer, as
-  the script's ``int(np.median(values))`` (so MED of 2 5 is 3, not ``median_low``'s 2);
-- deviations, chosen here: the root is always a list (the script also emits bare digits, a
-  trivial 10-way example); ``max_depth`` bounds `depth` (nested lists, a digit 0, ``"[MAX 1 2 ]"``
-  1) so the issue's "depth up to 10" means at most 10 nested lists (the script's ``MAX_DEPTH``
-  counts the digit level too: 10 there allows 9 nested lists); expressions longer than ``max_length`` = `MAX_LENGTH` tokens are rejected and drawn
-  again (3.8 % of draws; 0.9 % are longer than 200, 0.1 % than 300; the script has no cap);
-  every split holds distinct expressions (the script keeps a set) and the splits are disjoint:
-  test is drawn first, valid without test's expressions, train without either.
+- the median of an even count is the mean of the two middle values truncated to an integer, as the
+  script's ``int(np.median(values))`` (so MED of 2 5 is 3, not ``median_low``'s 2);
+- deviations, chosen here: the root is always a list (the script also emits bare digits, a trivial
+  10-way example); ``max_depth`` bounds `depth` (nested lists, a digit 0, ``"[MAX 1 2 ]"`` 1) so
+  the issue's "depth up to 10" means at most 10 nested lists (the script's ``MAX_DEPTH`` counts the
+  digit level too: 10 there allows 9 nested lists); expressions longer than ``max_length`` =
+  `MAX_LENGTH` tokens are rejected and drawn again (3.8 % of draws; 0.9 % are longer than 200,
+  0.1 % than 300; the script has no cap); every split holds distinct expressions (the script keeps a
+  set) and the splits are disjoint: test is drawn first, valid without test's expressions, train
+  without either.
 
-Splits (`SIZES`): train 90,000, valid 1,000, test 10,000, each drawn with its own fixed seed (`SEEDS`) from Python's `random.Random`
-(whose ``random()``/``getrandbits`` streams are stable across Python versions). ``load(split)``
-generates the split once and caches it as ``<data_dir>/listops/<split>.tsv`` (``label\\texpr``
-lines) under the sha256 pinned in `SHA256`: a generator that draws differently (another Python's
-``random``) is an error, not a silently different data set; a corrupted file is regenerated. ``dlmodels data fetch listops`` writes all three.
+Splits (`SIZES`): train 90,000, valid 1,000, test 10,000, each drawn with its own fixed seed
+(`SEEDS`) from Python's `random.Random` (whose ``random()``/``getrandbits`` streams are stable
+across Python versions). ``load(split)`` generates the split once and caches it as
+``<data_dir>/listops/<split>.tsv`` (``label\\texpr`` lines) under the sha256 pinned in `SHA256`: a
+generator that draws differently (another Python's ``random``) is an error, not a silently
+different data set; a corrupted file is regenerated. ``dlmodels data fetch listops`` writes all
+three.
 
-The test split: lengths 4..128 tokens (mean 23.6, median 12); depth 1: 3,150, 2: 2,168,
-3: 1,309, 4: 849, 5: 609, 6: 460, 7: 334, 8: 246, 9: 182, 10: 693 (the lists that would nest
-deeper are cut to digits, so depth 10 collects them); labels 0..9 about uniform (9.3 % - 11.2 %
-in train, 0 and 9 the most common: MIN and MAX of many digits).
+The test split: lengths 4..128 tokens (mean 23.6, median 12); depth 1: 3,150, 2: 2,168, 3: 1,309,
+4: 849, 5: 609, 6: 460, 7: 334, 8: 246, 9: 182, 10: 693 (the lists that would nest deeper are cut
+to digits, so depth 10 collects them); labels 0..9 about uniform (9.3 % - 11.2 % in train, 0 and 9
+the most common: MIN and MAX of many digits).
 
 Published accuracy on ListOps (Nangia & Bowman 2018, as quoted by issue 14): a sequential LSTM
-about 71.5 %, a Tree-LSTM given the gold trees (as here) about 98.7 %. Licence: generated here
-(no third-party data).
+about 71.5 %, a Tree-LSTM given the gold trees (as here) about 98.7 %. Licence: generated here (no
+third-party data).
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ _MAX_MISSES = 20_000
 
 
 def tokens(expr: str) -> list[str]:
-    """The tokens of an expression (split on whitespace); `ValueError` for a token not in `VOCAB`."""
+    """The tokens of an expression (split on whitespace); `ValueError` for a token not in
+    `VOCAB`."""
     if not isinstance(expr, str):
         raise TypeError(f"a ListOps expression is a str, got {type(expr).__name__}")
     out = expr.split()
