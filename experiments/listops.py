@@ -83,19 +83,20 @@ TARGET = 0.95
 class Config:
     models: tuple[str, ...] = ("treelstm", "rnn", "bilstm", "lstm")  # models to train (MODELS)
     seed: int = 0  # initial params, dropout and batch order
-    train_size: int = 20000  # first expressions of the 90,000-example train split used (0: all)
+    train_size: int = 0  # first expressions of the 90,000-example train split used (0: all)
     embed_dim: int = 64  # token embedding size (every model)
     hidden: int = 128  # hidden units (tree nodes; LSTM per direction)
     tree_dropout: float = 0.0  # Tree-LSTM dropout (training only)
-    epochs: int = 4  # training epochs per model
+    epochs: int = 2  # training epochs per model
     batch_size: int = 64  # expressions per update (about, for the tree models: whole rows)
-    learning_rate: float = 2e-3  # peak Adam learning rate (cosine decay to 0)
+    learning_rate: float = 3e-3  # peak Adam learning rate (cosine decay to 0)
     clip_norm: float = 1.0  # gradient-norm clipping (0: none)
     evals_per_epoch: int = 2  # evaluations on valid + test per epoch (model-selection points)
     eval_batch_size: int = 500  # expressions per evaluation batch (about, for the tree models)
     row_nodes: int = 160  # tree models: nodes per node-table row, holding several trees (pack_rows)
-    length_bins: tuple[int, ...] = (25, 50, 75, 100, 150, 200)  # upper edges of the token-length bins (one more bin above the last)
+    length_bins: tuple[int, ...] = (12, 24, 48, 72, 96)  # upper edges of the token-length bins (one more bin above the last)
     grad_examples: int = 500  # test expressions in the gradient study (0: none)
+    grad_tree: str = "treelstm"  # the tree model of the gradient study (another trained one if absent)
     checkpoint_every: int = 200  # updates between checkpoints of each model's training
 
     def __post_init__(self):
@@ -114,6 +115,8 @@ class Config:
             raise ValueError(f"tree_dropout must be in [0, 1), got {self.tree_dropout}")
         if self.learning_rate <= 0 or self.clip_norm < 0:
             raise ValueError("learning_rate must be > 0 and clip_norm >= 0")
+        if self.grad_tree not in TREE_MODELS:
+            raise ValueError(f"grad_tree must be one of {TREE_MODELS}, got {self.grad_tree!r}")
         edges = np.asarray(self.length_bins)
         if not len(edges) or np.any(edges < 1) or np.any(np.diff(edges) <= 0):
             raise ValueError(f"length_bins must be increasing positive edges, got "
@@ -512,14 +515,15 @@ def by_distance(norms: np.ndarray, distance: np.ndarray, min_count: int = 10) ->
 
 def gradient_study(models: dict, params: dict, data: dict, vocab: Vocab, config: Config,
                    tree_info: dict, seq_info: dict) -> dict:
-    """Tree (child-sum Tree-LSTM, or the first tree model trained) vs chain (the unidirectional
-    LSTM), trained and untrained, on the first ``grad_examples`` test expressions."""
+    """Tree (``config.grad_tree``, or the first tree model trained) vs chain (the
+    unidirectional LSTM), trained and untrained, on the first ``grad_examples`` test
+    expressions."""
     n = min(config.grad_examples, len(data["test"]["labels"]))
     test = {k: (v[:n] if isinstance(v, np.ndarray) else v[:n]) for k, v in data["test"].items()}
     labels = jnp.asarray(test["labels"])
     digits = [vocab.index(str(i)) for i in range(10)]
     out = {"examples": n}
-    tree_kind = next((k for k in ("treelstm", "nary", "rnn") if k in models), None)
+    tree_kind = next((k for k in (config.grad_tree,) + TREE_MODELS if k in models), None)
     if tree_kind is not None:
         info = tree_info[tree_kind]
         trees = ([recursive.binarize(t, side="left") for t in test["trees"]]
