@@ -76,7 +76,7 @@ class Config:
     layers: int = 1  # stacked encoder layers
     bidirectional: bool = False  # bidirectional encoder (for every model alike)
     dropout: float = 0.0  # dropout rate inside the encoder-decoder
-    epochs: int = 6  # training epochs over the training pairs
+    epochs: int = 4  # training epochs over the training pairs
     batch_size: int = 50  # pairs per update
     learning_rate: float = 3e-3  # peak Adam learning rate (cosine decay to min_rate)
     min_rate: float = 1e-4  # learning rate at the end of the cosine decay
