@@ -309,6 +309,34 @@ def digits_plot(table: dict, path: str, title: str) -> str:
     return save(fig, path, title)
 
 
+def compare_runs(run_dirs, path: str, *, pair: str = "en-fr", decoder: str = "greedy") -> dict:
+    """Test BLEU and exact match of each model against the number of training pairs, one point
+    per run directory (runs of this experiment that differ in ``max_train``); writes the PNG to
+    ``path`` and returns ``{model: [(pairs, bleu, exact_match), ...]}`` sorted by pairs."""
+    points: dict = collections.defaultdict(list)
+    for d in run_dirs:
+        with open(os.path.join(d, "results.json")) as f:
+            p = json.load(f)["pairs"][pair]
+        for name, row in p["models"].items():
+            r = row["test"][decoder]
+            points[name].append((p["data"]["train"], r["bleu"], r["exact_match"]))
+    points = {name: sorted(v) for name, v in points.items()}
+    fig, (ax, bx) = figure(1, 2, figsize=(11, 4))
+    for name, v in points.items():
+        n = [x[0] for x in v]
+        ax.plot(n, [x[1] for x in v], marker="o", label=LABELS[name])
+        bx.plot(n, [100 * x[2] for x in v], marker="o", label=LABELS[name])
+    ax.set_ylabel(f"test BLEU ({decoder})")
+    bx.set_ylabel(f"test exact match (%, {decoder})")
+    for a in (ax, bx):
+        a.set_xscale("log")
+        a.set_xlabel("training pairs")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    save(fig, path, f"{pair}: held-out numbers vs training set size")
+    return points
+
+
 def pick_rows(numbers: np.ndarray, k: int) -> list[int]:
     """``k`` test rows with as many different digit counts as possible (largest first)."""
     digits = np.array([len(str(int(x))) for x in numbers])

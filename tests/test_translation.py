@@ -114,3 +114,21 @@ def test_translation_smoke_killed_and_resumed(tmp_path, monkeypatch):
     for f in pair["plots"].values():
         assert (run / f).stat().st_size > 1000
     assert "attention_bahdanau" in pair["plots"] and "attention_none" not in pair["plots"]
+
+
+def test_compare_runs(tmp_path):
+    from dlmodels.experiments import translation
+
+    dirs = []
+    for n, (a, b) in {500: (90.0, 60.0), 50000: (100.0, 99.5)}.items():
+        d = tmp_path / str(n)
+        d.mkdir()
+        models = {name: {"test": {"greedy": {"bleu": v, "exact_match": v / 100}}}
+                  for name, v in (("bahdanau", a), ("none", b))}
+        (d / "results.json").write_text(json.dumps(
+            {"pairs": {"en-fr": {"data": {"train": n}, "models": models}}}))
+        dirs.append(str(d))
+    points = translation.compare_runs(dirs[::-1], str(tmp_path / "sizes.png"))
+    assert points == {"bahdanau": [(500, 90.0, 0.9), (50000, 100.0, 1.0)],
+                      "none": [(500, 60.0, 0.6), (50000, 99.5, 0.995)]}
+    assert (tmp_path / "sizes.png").stat().st_size > 1000
