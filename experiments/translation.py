@@ -173,7 +173,7 @@ def train_model(model, train: dict, valid: dict, valid_expected: np.ndarray, max
                                checkpoint_every=period, keep_checkpoints=entries + 1,
                                steps_per_call=steps_per_call,
                                eval_batch_size=min(1000, valid["src"].shape[0]))
-    fitted = fit(model.init, seq2seq.loss_fn(model), optimizer, train, train_config,
+    fitted = fit(jax.jit(model.init), seq2seq.loss_fn(model), optimizer, train, train_config,
                  eval_fn=seq2seq.eval_fn(model), eval_data=valid, probe_fn=probe,
                  run_dir=run_dir, resume=True, record=record)
     history = fitted.history
