@@ -423,8 +423,8 @@ def test_vmap_over_forests():
 def test_bottom_up_counts_descendants():
     """A closed form through the generic level loop: s_j = 1 + sum of the children's s."""
     forest = pack(TREES, IDS)
-    size = bottom_up(forest, lambda kids: 1 + kids.sum(axis=2),
-                     jnp.zeros(forest.tokens.shape + (1,), jnp.int32))
+    zeros = jnp.zeros(forest.tokens.shape + (1,))
+    size = bottom_up(forest, lambda w, inputs, kids: 1 + kids.sum(axis=1), zeros, zeros)
     for b, t in enumerate(TREES):
         assert size[b, forest.root[b], 0] == len(_height_depth(t)[1])
 

@@ -15,6 +15,7 @@ for a balanced tree of n leaves, against n for a chain.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
@@ -260,47 +261,165 @@ def n_levels(forest: Forest) -> int:
     return int(jnp.shape(forest.height)[-1])
 
 
-def gather_children(buffer: jax.Array, children: jax.Array) -> jax.Array:
-    """The children's rows of a per-node buffer: ``buffer [B, N, D]``, ``children [B, N, K]``
-    (-1 = none) -> ``[B, N, K, D]``, zero in the slots of missing children."""
-    B, N, K = children.shape
-    idx = jnp.maximum(children, 0).reshape(B, N * K, 1)
-    rows = jnp.take_along_axis(buffer, idx, axis=1).reshape(B, N, K, buffer.shape[-1])
-    return jnp.where((children >= 0)[..., None], rows, jnp.zeros((), buffer.dtype))
+def chunk_size(batch_size: int, n_nodes: int) -> int:
+    """The default number of nodes :func:`bottom_up` evaluates per scan step:
+    ``min(B N, max(64, 2 B))``."""
+    return int(min(batch_size * n_nodes, max(64, 2 * batch_size)))
 
 
-def bottom_up(forest: Forest, node_fn: Callable[[Any], Any], initial: Any) -> Any:
-    """Evaluate every node of every tree, level by level: for h = 0..L-1 (one ``lax.scan``),
+def bottom_up(forest: Forest, node_fn: Callable[[Any, Any, Any], Any], inputs: Any,
+              initial: Any, *, weights: Any = None, chunk: int | None = None) -> Any:
+    """Evaluate every node of every tree bottom-up, level by level, in one ``lax.scan``:
 
-        state[b, j] = node_fn(children's states)[b, j]   for the real nodes j with height h,
+        state_j = node_fn(weights, inputs_j, (state_{c_1}, ..., state_{c_K}))  (0: no child)
 
-    all trees at once; other rows keep their state (``initial``, zeros for padding).
+    for the real nodes of height 0, then 1, ..., L-1, all trees of the batch at once.
 
-    ``initial``: a pytree of per-node buffers ``[B, N, ...]``. ``node_fn(kids)`` receives the
-    same pytree with the children's states gathered, ``[B, N, K, ...]`` (zeros for missing
-    children), and returns new states for every node ``[B, N, ...]`` (its per-node inputs come
-    by closure); it is computed for all nodes at every level and written only where the height
-    is h, so at level h every child read was written at a lower level. Jittable and vmappable;
-    the number of levels is static (:func:`n_levels`), so no recompilation between batches of the
-    same padded shapes.
+    - ``inputs``: a pytree of floating per-node arrays ``[B, N, ...]`` (e.g. the embedded
+      tokens);
+    - ``initial``: a pytree of per-node state buffers ``[B, N, ...]`` (zeros): padding rows
+      keep it;
+    - ``weights``: a pytree of floating arrays (the parameters ``node_fn`` uses; pass them here, not by closure:
+      the gradient is a custom VJP, below);
+    - ``node_fn(weights, inputs_rows, kids)``: ``inputs_rows`` the inputs of W nodes
+      ``[W, ...]``, ``kids`` the state pytree of their children ``[W, K, ...]`` (zeros for
+      missing children) -> their new states ``[W, ...]``; a pure function of its arguments;
+    - returns the state pytree ``[B, N, ...]``.
+
+    How: the batch's B N rows are sorted by height (padding last), so level h is a contiguous
+    run of ``c_h`` rows; the scan visits it in chunks of W = ``chunk`` rows (default
+    :func:`chunk_size`), gathering the children's states from the flat state buffer and
+    scattering the new states back, so a node is computed once, when all its children are done,
+    and the work is proportional to the real nodes, not to B N L. The number of steps is static,
+    ``L + ceil(B N / W)`` (L = :func:`n_levels`); steps past the last chunk skip the node
+    computation with ``lax.cond``, so batches with the same padded shapes share one compiled
+    program. The gradient is a custom VJP, a reverse scan over the same chunks that recomputes
+    each chunk's ``node_fn`` VJP from the final states (a node's state never changes once
+    written) and scatter-adds the cotangents into the children's rows in place: automatic
+    differentiation of the scan would add a whole [B N, ...] buffer at every step. Jittable,
+    differentiable (first order) w.r.t. ``weights``, ``inputs`` and ``initial``, vmappable
+    (over weights; vmapped over forests the cond becomes a select and every step computes).
     """
-    check_forest(forest, "bottom_up")
+    B, N, K = check_forest(forest, "bottom_up")
     L = n_levels(forest)
+    W = chunk_size(B, N) if chunk is None else int(chunk)
+    if W < 1:
+        raise ValueError(f"bottom_up: chunk must be >= 1, got {chunk!r}")
+    M = B * N                                             # flat rows; row M is a zero row
+    height = jnp.asarray(forest.height).reshape(M)
+    key = jnp.where(jnp.asarray(forest.mask).reshape(M), height, L)      # padding sorts last
+    order = jnp.argsort(key, stable=True)                                # rows by level
+    count = (key[:, None] == jnp.arange(L, dtype=key.dtype)[None, :]).sum(0)   # c_h [L]
     children = jnp.asarray(forest.children)
-    is_real = jnp.asarray(forest.mask)
-    height = jnp.asarray(forest.height)
+    offset = (jnp.arange(B, dtype=children.dtype) * N)[:, None, None]
+    kids_flat = jnp.where(children >= 0, children + offset, M).reshape(M, K)
+    n_chunks = -(-count // W)                                            # [L]
+    plan = {"order": jnp.concatenate([order, jnp.full((W,), M, order.dtype)]),
+            "count": count, "first": jnp.cumsum(count) - count, "n_chunks": n_chunks,
+            "chunk_end": jnp.cumsum(n_chunks),
+            "kids": jnp.concatenate([kids_flat, jnp.full((1, K), M, kids_flat.dtype)])}
 
-    def level(state, h):
-        kids = jax.tree_util.tree_map(lambda buf: gather_children(buf, children), state)
-        new = node_fn(kids)
-        write = is_real & (height == h)
-        state = jax.tree_util.tree_map(
-            lambda n, s: jnp.where(write.reshape(write.shape + (1,) * (s.ndim - 2)), n, s),
-            new, state)
+    def flat(a):                                          # [B, N, ...] -> [M + 1, ...]
+        a = jnp.asarray(a).reshape((M,) + jnp.shape(a)[2:])
+        return jnp.concatenate([a, jnp.zeros((1,) + a.shape[1:], a.dtype)])
+
+    for name, tree in (("inputs", inputs), ("initial", initial), ("weights", weights)):
+        for leaf in jax.tree_util.tree_leaves(tree):
+            if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+                raise TypeError(f"bottom_up: {name} must be floating arrays (they are "
+                                f"differentiated), got {jnp.result_type(leaf)}")
+    config = (W, L + -(-M // W), M, L)
+    state = _levels(node_fn, config, weights, jax.tree_util.tree_map(flat, inputs),
+                    jax.tree_util.tree_map(flat, initial), plan)
+    return jax.tree_util.tree_map(lambda s: s[:M].reshape((B, N) + s.shape[1:]), state)
+
+
+def _chunk(t, plan, config):
+    """Step t's chunk: the rows it computes (M where unused), their children's rows, the
+    valid lanes, whether the step computes at all."""
+    W, _, M, L = config
+    h = jnp.minimum(jnp.searchsorted(plan["chunk_end"], t, side="right"), L - 1)
+    r = t - (plan["chunk_end"][h] - plan["n_chunks"][h])                 # chunk within level
+    n_valid = jnp.clip(plan["count"][h] - r * W, 0, W)
+    active = t < plan["chunk_end"][-1]
+    valid = (jnp.arange(W) < n_valid) & active
+    rows = jnp.where(valid, lax.dynamic_slice(plan["order"], (plan["first"][h] + r * W,),
+                                              (W,)), M)
+    return rows, plan["kids"][rows], valid, active
+
+
+def _zero_cotangent(a):
+    a = jnp.asarray(a)
+    if jnp.issubdtype(a.dtype, jnp.inexact):
+        return jnp.zeros(a.shape, a.dtype)
+    return np.zeros(a.shape, jax.dtypes.float0)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _levels(node_fn, config, weights, inputs, state, plan):
+    W, steps, M, _ = config
+
+    def step(state, t):
+        rows, kid_rows, valid, active = _chunk(t, plan, config)
+        rows_in = jax.tree_util.tree_map(lambda a: a[rows], inputs)
+        kids = jax.tree_util.tree_map(lambda s: s[kid_rows], state)              # [W, K, ...]
+        new = lax.cond(active, lambda: node_fn(weights, rows_in, kids),
+                       lambda: jax.tree_util.tree_map(
+                           lambda s: jnp.zeros((W,) + s.shape[1:], s.dtype), state))
+        target = jnp.where(valid, rows, M + 1)                               # M + 1: dropped
+        state = jax.tree_util.tree_map(lambda s, n: s.at[target].set(n, mode="drop"),
+                                       state, new)
         return state, None
 
-    state, _ = lax.scan(level, initial, jnp.arange(L, dtype=height.dtype))
+    state, _ = lax.scan(step, state, jnp.arange(steps))
     return state
+
+
+def _levels_fwd(node_fn, config, weights, inputs, state, plan):
+    out = _levels(node_fn, config, weights, inputs, state, plan)
+    return out, (weights, inputs, out, plan)
+
+
+def _levels_bwd(node_fn, config, residuals, ct_out):
+    weights, inputs, out, plan = residuals
+    W, steps, M, _ = config
+
+    def step(carry, t):
+        ct_state, ct_inputs, ct_weights = carry
+        rows, kid_rows, valid, active = _chunk(t, plan, config)
+        target = jnp.where(valid, rows, M + 1)
+        g_new = jax.tree_util.tree_map(
+            lambda c: c.at[target].get(mode="fill", fill_value=0), ct_state)   # [W, ...]
+        # a written row's earlier value (the initial one) no longer reaches the output
+        ct_state = jax.tree_util.tree_map(lambda c: c.at[target].set(0, mode="drop"), ct_state)
+        rows_in = jax.tree_util.tree_map(lambda a: a[rows], inputs)
+        kids = jax.tree_util.tree_map(lambda s: s[kid_rows], out)     # final = read values
+
+        def vjp():
+            _, f_vjp = jax.vjp(lambda w, x, k: node_fn(w, x, k), weights, rows_in, kids)
+            return f_vjp(g_new)
+
+        def none():
+            return (jax.tree_util.tree_map(_zero_cotangent, weights),
+                    jax.tree_util.tree_map(_zero_cotangent, rows_in),
+                    jax.tree_util.tree_map(_zero_cotangent, kids))
+
+        d_w, d_in, d_kids = lax.cond(active, vjp, none)
+        ct_weights = jax.tree_util.tree_map(jnp.add, ct_weights, d_w)
+        ct_inputs = jax.tree_util.tree_map(lambda c, d: c.at[rows].add(d), ct_inputs, d_in)
+        ct_state = jax.tree_util.tree_map(lambda c, d: c.at[kid_rows].add(d), ct_state, d_kids)
+        return (ct_state, ct_inputs, ct_weights), None
+
+    carry = (ct_out, jax.tree_util.tree_map(_zero_cotangent, inputs),
+             jax.tree_util.tree_map(_zero_cotangent, weights))
+    (ct_state, ct_inputs, ct_weights), _ = lax.scan(step, carry, jnp.arange(steps)[::-1])
+    # row M is the shared zero row read for missing children: it is not an input
+    ct_state = jax.tree_util.tree_map(lambda c: c.at[M].set(0), ct_state)
+    ct_inputs = jax.tree_util.tree_map(lambda c: c.at[M].set(0), ct_inputs)
+    return (ct_weights, ct_inputs, ct_state, jax.tree_util.tree_map(_zero_cotangent, plan))
+
+
+_levels.defvjp(_levels_fwd, _levels_bwd)
 
 
 def root_rows(buffer: jax.Array, root: jax.Array) -> jax.Array:

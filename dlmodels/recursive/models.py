@@ -120,15 +120,18 @@ def recursive_net(vocab_size: int, dim: int, n_classes: int, *, embed_dim: int |
         k_x, k_h = _split(key, train, dropout)
         x = _node_inputs(embed, params, forest, inputs, E, "recursive_net")     # [B, N, E]
         x = _dropout(x, dropout, key=k_x, train=train)
-        xu = x @ params["w_x"] + params["b"][None, None]                                   # [B, N, dim]
-        w_c = params["w_c"][:K * dim]                                            # [K dim, dim]
-        is_leaf = jnp.all(jnp.asarray(forest.children) < 0, axis=-1)[..., None]  # [B, N, 1]
+        is_leaf = jnp.all(jnp.asarray(forest.children) < 0, axis=-1)             # [B, N]
 
-        def node_fn(kids):                                   # kids [B, N, K, dim]
-            p = jnp.tanh(kids.reshape(B, N, K * dim) @ w_c + xu)                 # [B, N, dim]
-            return jnp.where(is_leaf, x, p) if leaf_is_embedding else p
+        def node_fn(w, node, kids):                          # W nodes; kids [W, K, dim]
+            p = jnp.tanh(kids.reshape(-1, K * dim) @ w["w_c"][:K * dim]
+                         + node["x"] @ w["w_x"] + w["b"][None])                  # [W, dim]
+            if not leaf_is_embedding:
+                return p
+            return jnp.where(node["leaf"][:, None] > 0, node["x"], p)
 
-        states = bottom_up(forest, node_fn, jnp.zeros((B, N, dim), xu.dtype))
+        weights = {k: params[k] for k in ("w_c", "w_x", "b")}
+        states = bottom_up(forest, node_fn, {"x": x, "leaf": is_leaf.astype(x.dtype)},
+                           jnp.zeros((B, N, dim), x.dtype), weights=weights)
         return _outputs(head, params, states, forest, node_classifier=node_classifier,
                         return_states=return_states, dropout_rate=dropout, key=k_h, train=train)
 
@@ -201,28 +204,26 @@ def tree_lstm(vocab_size: int, hidden: int, n_classes: int, *, kind: str = "chil
         k_x, k_h = _split(key, train, dropout)
         x = _node_inputs(embed, params, forest, inputs, E, "tree_lstm")         # [B, N, E]
         x = _dropout(x, dropout, key=k_x, train=train)
-        xw = x @ params["w_x"] + params["b"][None, None]                                   # [B, N, 4H]
-        x_i, x_f, x_o, x_u = jnp.split(xw, 4, axis=-1)                           # [B, N, H] each
-        x_iou = jnp.concatenate([x_i, x_o, x_u], -1)                             # [B, N, 3H]
-        if kind == "nary":
-            u_iou = params["u_iou"][:K].reshape(K * H, 3 * H)
-            u_f = params["u_f"][:K, :, :K, :].reshape(K * H, K * H)
-
-        def node_fn(kids):
-            h, c = kids                                                          # [B, N, K, H]
+        def node_fn(w, x, kids):                             # W nodes: x [W, E]
+            h, c = kids                                                          # [W, K, H]
+            xw = x @ w["w_x"] + w["b"][None]                                     # [W, 4H]
+            x_i, x_f, x_o, x_u = jnp.split(xw, 4, axis=-1)                       # [W, H] each
+            x_iou = jnp.concatenate([x_i, x_o, x_u], -1)                         # [W, 3H]
             if kind == "child_sum":
-                iou = x_iou + h.sum(axis=2) @ params["u_iou"]                    # [B, N, 3H]
-                f = jax.nn.sigmoid(x_f[:, :, None, :] + h @ params["u_f"])       # [B, N, K, H]
+                iou = x_iou + h.sum(axis=1) @ w["u_iou"]                         # [W, 3H]
+                f = jax.nn.sigmoid(x_f[:, None, :] + h @ w["u_f"])               # [W, K, H]
             else:
-                h_flat = h.reshape(B, N, K * H)
-                iou = x_iou + h_flat @ u_iou
-                f = jax.nn.sigmoid(x_f[:, :, None, :] + (h_flat @ u_f).reshape(B, N, K, H))
+                h_flat = h.reshape(-1, K * H)                                    # [W, K H]
+                iou = x_iou + h_flat @ w["u_iou"][:K].reshape(K * H, 3 * H)
+                f = jax.nn.sigmoid(x_f[:, None, :] + (
+                    h_flat @ w["u_f"][:K, :, :K, :].reshape(K * H, K * H)).reshape(-1, K, H))
             i, o, u = jnp.split(iou, 3, axis=-1)
-            c_new = jax.nn.sigmoid(i) * jnp.tanh(u) + (f * c).sum(axis=2)        # [B, N, H]
+            c_new = jax.nn.sigmoid(i) * jnp.tanh(u) + (f * c).sum(axis=1)        # [W, H]
             return jax.nn.sigmoid(o) * jnp.tanh(c_new), c_new
 
-        zeros = jnp.zeros((B, N, H), xw.dtype)
-        h, _ = bottom_up(forest, node_fn, (zeros, zeros))
+        zeros = jnp.zeros((B, N, H), x.dtype)
+        weights = {k: params[k] for k in ("w_x", "b", "u_iou", "u_f")}
+        h, _ = bottom_up(forest, node_fn, x, (zeros, zeros), weights=weights)
         return _outputs(head, params, h, forest, node_classifier=node_classifier,
                         return_states=return_states, dropout_rate=dropout, key=k_h, train=train)
 
