@@ -317,7 +317,8 @@ def bottom_up(forest: Forest, node_fn: Callable[[Any, Any, Any], Any], inputs: A
     plan = {"order": jnp.concatenate([order, jnp.full((W,), M, order.dtype)]),
             "count": count, "first": jnp.cumsum(count) - count, "n_chunks": n_chunks,
             "chunk_end": jnp.cumsum(n_chunks),
-            "kids": jnp.concatenate([kids_flat, jnp.full((1, K), M, kids_flat.dtype)])}
+            "kids": jnp.concatenate([kids_flat, jnp.full((1, K), M, kids_flat.dtype)]),
+            "written": jnp.concatenate([key < L, jnp.ones((1,), bool)])}    # row M: not kept
 
     def flat(a):                                          # [B, N, ...] -> [M + 1, ...]
         a = jnp.asarray(a).reshape((M,) + jnp.shape(a)[2:])
@@ -390,8 +391,6 @@ def _levels_bwd(node_fn, config, residuals, ct_out):
         target = jnp.where(valid, rows, M + 1)
         g_new = jax.tree_util.tree_map(
             lambda c: c.at[target].get(mode="fill", fill_value=0), ct_state)   # [W, ...]
-        # a written row's earlier value (the initial one) no longer reaches the output
-        ct_state = jax.tree_util.tree_map(lambda c: c.at[target].set(0, mode="drop"), ct_state)
         rows_in = jax.tree_util.tree_map(lambda a: a[rows], inputs)
         kids = jax.tree_util.tree_map(lambda s: s[kid_rows], out)     # final = read values
 
@@ -413,8 +412,13 @@ def _levels_bwd(node_fn, config, residuals, ct_out):
     carry = (ct_out, jax.tree_util.tree_map(_zero_cotangent, inputs),
              jax.tree_util.tree_map(_zero_cotangent, weights))
     (ct_state, ct_inputs, ct_weights), _ = lax.scan(step, carry, jnp.arange(steps)[::-1])
-    # row M is the shared zero row read for missing children: it is not an input
-    ct_state = jax.tree_util.tree_map(lambda c: c.at[M].set(0), ct_state)
+    # A written row's initial value never reaches the output; row M is the shared zero row read
+    # for missing children. (Zeroing written rows inside the loop would make XLA copy the buffer
+    # at every step: nothing orders that write after the read of g_new.)
+    kept = ~plan["written"]
+    ct_state = jax.tree_util.tree_map(
+        lambda c: jnp.where(kept.reshape((-1,) + (1,) * (c.ndim - 1)), c, jnp.zeros((), c.dtype)),
+        ct_state)
     ct_inputs = jax.tree_util.tree_map(lambda c: c.at[M].set(0), ct_inputs)
     return (ct_weights, ct_inputs, ct_state, jax.tree_util.tree_map(_zero_cotangent, plan))
 
