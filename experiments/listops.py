@@ -81,7 +81,7 @@ TARGET = 0.95
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    models: tuple[str, ...] = ("treelstm", "rnn", "bilstm", "lstm")  # models to train (MODELS)
+    models: tuple[str, ...] = MODELS  # models to train: treelstm, nary, rnn, bilstm, lstm
     seed: int = 0  # initial params, dropout and batch order
     train_size: int = 0  # first expressions of the 90,000-example train split used (0: all)
     embed_dim: int = 64  # token embedding size (every model)
