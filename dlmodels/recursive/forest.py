@@ -8,9 +8,10 @@ ListOps' ``parse`` gives such trees, e.g. ``("[MAX", "2", "9", ("[MIN", "4", "7"
 its table, in post-order (children before their parent, left to right), its root last; rows
 ``n_b..N - 1`` are padding. A node's height is 0 for a leaf and ``1 + max(children's heights)``
 otherwise, so the nodes of height h depend only on nodes of heights < h, and
-:func:`bottom_up` computes a whole level (every tree of the batch at once) per step of one
-``lax.scan`` over the heights 0..L-1: the depth of the computation is the tree's height, O(log n)
-for a balanced tree of n leaves, against n for a chain.
+:func:`bottom_up` computes the levels in order, every tree of the batch at once, in one
+``lax.scan`` (a level's nodes in chunks of W, only real nodes computed): the depth of the
+computation is the tree's height, O(log n) for a balanced tree of n leaves, against n for a
+chain. No Python recursion at run time; the gradient is a custom VJP (a reverse scan).
 """
 
 from __future__ import annotations
@@ -279,8 +280,8 @@ def bottom_up(forest: Forest, node_fn: Callable[[Any, Any, Any], Any], inputs: A
       tokens);
     - ``initial``: a pytree of per-node state buffers ``[B, N, ...]`` (zeros): padding rows
       keep it;
-    - ``weights``: a pytree of floating arrays (the parameters ``node_fn`` uses; pass them here, not by closure:
-      the gradient is a custom VJP, below);
+    - ``weights``: a pytree of floating arrays (the parameters ``node_fn`` uses; pass them
+      here, not by closure: the gradient is a custom VJP, below);
     - ``node_fn(weights, inputs_rows, kids)``: ``inputs_rows`` the inputs of W nodes
       ``[W, ...]``, ``kids`` the state pytree of their children ``[W, K, ...]`` (zeros for
       missing children) -> their new states ``[W, ...]``; a pure function of its arguments;

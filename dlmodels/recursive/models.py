@@ -28,7 +28,7 @@ from dlmodels.nn import dense, initializers
 from dlmodels.nn.dropout import dropout as _dropout
 from dlmodels.recursive.forest import Forest, bottom_up, check_forest, root_rows
 from dlmodels.text.embedding import embedding
-from dlmodels.validation import ShapeError, check_choice, check_in_range, check_positive
+from dlmodels.validation import ShapeError, check_choice, check_in_range
 
 KINDS = ("child_sum", "nary")
 _KIND_ALIASES = {"child_sum": "child_sum", "child-sum": "child_sum", "childsum": "child_sum",
