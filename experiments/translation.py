@@ -1,5 +1,6 @@
-"""English number phrases to French: an encoder-decoder LSTM with and without attention, greedy
-and beam-search decoding, BLEU (ours and sacrebleu's on the same strings) and exact match.
+"""Number phrases, English to French: LSTM encoder-decoder with and without attention, BLEU.
+
+Greedy and beam-search decoding, BLEU (ours and sacrebleu's on the same strings) and exact match.
 
 Protocol. Data: ``dlmodels.data.numbers.load(pair, split)`` (English phrase, target phrase) for
 numbers 0..999,999 generated with ``num2words``; train 50,000 / valid 2,000 / test 2,000 numbers,
