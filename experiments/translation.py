@@ -499,7 +499,8 @@ def targets(pair_result: dict, models: tuple[str, ...]) -> dict:
 
 def main(config: Config, run_dir: str) -> dict:
     t0 = time.perf_counter()
-    results: dict = {"published": PUBLISHED, "target_bleu": TARGET_BLEU, "pairs": {}}
+    results: dict = {"config": dataclasses.asdict(config), "published": PUBLISHED,
+                     "target_bleu": TARGET_BLEU, "pairs": {}}
     for pair in config.pairs:
         results["pairs"][pair] = run_pair(pair, config, os.path.join(run_dir, pair))
         results["pairs"][pair]["targets"] = targets(results["pairs"][pair], config.models)

@@ -69,6 +69,7 @@ def test_translation_smoke_killed_and_resumed(tmp_path, monkeypatch):
 
     on_disk = json.loads((run / "results.json").read_text())
     assert set(on_disk) == set(results)
+    assert results["config"]["hidden"] == 16 and on_disk["config"]["models"] == ["bahdanau", "none"]
     pair = results["pairs"]["en-fr"]
     assert pair["data"]["train"] == 140 and pair["data"]["test"] == 30
     assert pair["data"]["longest_tgt"] == 3
