@@ -42,8 +42,8 @@ our BLEU equals sacrebleu's in every case):
     en-fr,   500 pairs                             Bahdanau  98.78 / 95.9 %  no attention  78.62 / 50.2 %
 
 Targets: >= 95 BLEU met everywhere; "above the model without attention" is a tie at 100 on the
-full data (the phrases have at most 13 source words, which a 256-unit state holds: both models
-reach 100 % valid exact match within half an epoch) and met with 2,000 or fewer training pairs,
+full data (the phrases have at most 13 source words, which a 256-unit state holds: after half an
+epoch the valid exact match is 100.00 % with attention and 99.95 % without) and met with 2,000 or fewer training pairs,
 where the gap is largest on 6-digit numbers (1,000 pairs: 98.6 vs 71.4 % exact).
 """
 
