@@ -23,6 +23,11 @@ per epoch, with the best valid accuracy, ties broken by lower valid loss):
 - ``lstm``: the same, unidirectional (the paper's LSTM baseline and the "chain" of the gradient
   study).
 
+The tree models train and evaluate on node-table rows that each hold several trees
+(:func:`pack_rows`, ``row_nodes`` nodes a row; the model built with ``node_classifier=True`` and
+each tree's logits read at its root), so the padded table is not mostly padding; ``batch_size``
+then counts expressions approximately (whole rows are drawn).
+
 Gradient study (the notes' argument for recursive networks: the path from a leaf to the loss
 has depth O(log N) in a balanced tree, N in a chain): for the child-sum Tree-LSTM and the
 unidirectional LSTM, trained and at initialisation, on ``grad_examples`` test expressions,
@@ -54,7 +59,6 @@ two or four epochs instead of training to convergence. Gradient at a leaf: at in
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 
