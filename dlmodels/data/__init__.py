@@ -6,7 +6,9 @@ into `data_dir()` by ``fetch(name)`` (CLI: ``dlmodels data fetch NAME``); digits
 
 Text corpora (`TEXT_DATASETS`, also fetched by ``fetch(name)``) have their own modules:
 `dlmodels.data.shakespeare` and `dlmodels.data.austen` (``load(split) -> str``) and
-`dlmodels.data.pattern` (tagged sentences, polarity, stratified folds), for ``pattern_corpora``.
+`dlmodels.data.pattern` (tagged sentences, polarity, stratified folds), for ``pattern_corpora``;
+`dlmodels.data.numbers` (English number phrases and their French / German translations) and
+`dlmodels.data.listops` (ListOps expressions, labels and bracket trees).
 """
 
 from dlmodels.data.batching import batch_indices, batches
