@@ -182,6 +182,18 @@ class Result:
         q = statistics.quantiles(r, n=4, method="inclusive")
         return q[0], q[2]
 
+    @property
+    def median_round_ratio(self) -> float:
+        """The headline: the median of :attr:`round_ratios` (the ratio of medians without rounds)."""
+        r = self.round_ratios
+        return statistics.median(r) if r else self.ratio
+
+    def summary(self) -> dict:
+        """The headline numbers: median round ratio, its quartiles, the ratio of medians."""
+        q = self.ratio_quartiles()
+        return {"median_round_ratio": self.median_round_ratio,
+                "round_ratio_q25_q75": list(q) if q else None, "ratio_of_medians": self.ratio}
+
     def to_json(self) -> dict:
         return {"case": self.case.name, "shapes": self.case.shapes, "details": self.case.details,
                 "ours": {"label": self.ours.label, "median_s": self.ours.timing.median,

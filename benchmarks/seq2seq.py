@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import statistics
 import sys
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp; see rnn.py
@@ -445,12 +444,9 @@ def headline(result: Result | None) -> dict | None:
     """The median of the per-round ratios ``peer / ours`` with their quartiles."""
     if result is None:
         return None
-    rounds = result.round_ratios
-    q = result.ratio_quartiles()
-    median = statistics.median(rounds) if rounds else result.ratio
-    return {"case": result.case.name, "peer": result.peer.label, "median_round_ratio": median,
-            "round_ratio_q25_q75": list(q) if q else None, "ratio_of_medians": result.ratio,
-            "target": 1.0, "met": median >= 1.0}
+    summary = result.summary()
+    return {"case": result.case.name, "peer": result.peer.label, **summary,
+            "target": 1.0, "met": summary["median_round_ratio"] >= 1.0}
 
 
 def main(argv: list[str] | None = None) -> int:

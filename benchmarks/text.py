@@ -425,17 +425,13 @@ def headline(results: list[Result]) -> dict | None:
     if not results:
         return None
     fastest = min(results, key=lambda r: r.peer.timing.median)
-    rounds = fastest.round_ratios
-    q = fastest.ratio_quartiles()
-    return {"case": fastest.case.name, "fastest_peer": fastest.peer.label,
-            "median_round_ratio": statistics.median(rounds) if rounds else fastest.ratio,
-            "round_ratio_q25_q75": list(q) if q else None, "ratio_of_medians": fastest.ratio,
-            "per_peer": {r.peer.label: {"median_round_ratio": statistics.median(r.round_ratios)
-                                        if r.round_ratios else r.ratio,
-                                        "round_ratio_q25_q75": list(r.ratio_quartiles() or ())}
+    summary = fastest.summary()
+    return {"case": fastest.case.name, "fastest_peer": fastest.peer.label, **summary,
+            "per_peer": {r.peer.label: {k: v or [] if k == "round_ratio_q25_q75" else v
+                                        for k, v in r.summary().items()
+                                        if k != "ratio_of_medians"}
                          for r in results},
-            "target": 1.0,
-            "met": (statistics.median(rounds) if rounds else fastest.ratio) >= 1.0}
+            "target": 1.0, "met": summary["median_round_ratio"] >= 1.0}
 
 
 def _print_headline(title: str, h: dict | None) -> None:
