@@ -449,6 +449,23 @@ def headline(result: Result | None) -> dict | None:
             "target": 1.0, "met": summary["median_round_ratio"] >= 1.0}
 
 
+def _record(part: str, case: Case, timings: dict, checks: dict, items_per_call: int, unit: str,
+            per_call: str, results: list, extra: dict) -> None:
+    """Print each side's time and rate for ``part``, store them in ``extra``, and append the
+    ours-vs-torch Result (with its headline) when PyTorch ran."""
+    extra["sides"][part] = {name: {"seconds_per_call": t.median,
+                                   f"{unit}_per_second": items_per_call / t.median}
+                            for name, t in timings.items()}
+    for name, t in timings.items():
+        print(f"  {part:<6} {name:<9} {t.median:8.4f} s / {per_call}  "
+              f"{items_per_call / t.median:9.1f} {unit}/s", flush=True)
+    if "torch" in timings:
+        r = Result(case, Measurement(OURS, timings[OURS]), Measurement("torch", timings["torch"]),
+                   checks)
+        results.append(r)
+        extra["headlines"][part] = headline(r)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(SUITE, "Bahdanau-attention encoder-decoder: training step (B=64, S=T=20, "
                                 "H=256) and beam-4 decoding vs the same model in PyTorch.")
@@ -516,18 +533,8 @@ def main(argv: list[str] | None = None) -> int:
                              "make_optimizer(...))) + fit's host work per call",
                      "torch": "TorchSeq2Seq: nn.LSTM encoder, nn.LSTMCell decoder loop, "
                               "backward, clip_grad_norm_, torch.optim.Adam"})
-        pairs_per_call = shape.steps * shape.batch
-        extra["sides"]["train"] = {name: {"seconds_per_call": t.median,
-                                          "pairs_per_second": pairs_per_call / t.median}
-                                   for name, t in timings.items()}
-        for name, t in timings.items():
-            print(f"  train  {name:<9} {t.median:8.4f} s / {shape.steps} updates  "
-                  f"{pairs_per_call / t.median:9.1f} pairs/s", flush=True)
-        if "torch" in timings:
-            r = Result(case, Measurement(OURS, timings[OURS]),
-                       Measurement("torch", timings["torch"]), checks_train)
-            results.append(r)
-            extra["headlines"]["train"] = headline(r)
+        _record("train", case, timings, checks_train, shape.steps * shape.batch, "pairs",
+                f"{shape.steps} updates", results, extra)
 
     if "beam" in args.parts:
         sides = {OURS: ours_beam(shape, model, params0)}
@@ -540,17 +547,8 @@ def main(argv: list[str] | None = None) -> int:
                     {"ours": "seq2seq.translate (beam_search in one lax.while_loop)",
                      "torch": "torch_beam_search under torch.no_grad(), batched over "
                               "sentences and beams"})
-        extra["sides"]["beam"] = {name: {"seconds_per_call": t.median,
-                                         "sentences_per_second": shape.decode_batch / t.median}
-                                  for name, t in timings.items()}
-        for name, t in timings.items():
-            print(f"  beam   {name:<9} {t.median:8.4f} s / {shape.decode_batch} sentences  "
-                  f"{shape.decode_batch / t.median:9.1f} sentences/s", flush=True)
-        if "torch" in timings:
-            r = Result(case, Measurement(OURS, timings[OURS]),
-                       Measurement("torch", timings["torch"]), checks)
-            results.append(r)
-            extra["headlines"]["beam"] = headline(r)
+        _record("beam", case, timings, checks, shape.decode_batch, "sentences",
+                f"{shape.decode_batch} sentences", results, extra)
 
     print()
     for r in results:
