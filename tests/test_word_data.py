@@ -340,6 +340,13 @@ def test_embedding_corpus_writes_reads_and_rebuilds_the_cache(fake_sources, cach
     assert (folder / "austen.txt").read_bytes() == FAKE_CORPUS["austen"]
 
 
+def test_corpus_cache_reads_as_gensim_line_sentences(fake_sources):
+    """The cache files are in gensim's LineSentence format (usable as its ``corpus_file``)."""
+    word2vec = pytest.importorskip("gensim.models.word2vec")
+    corpus = sentences.source_sentences("austen")
+    assert list(word2vec.LineSentence(str(sentences.corpus_path("austen")))) == corpus
+
+
 def test_embedding_corpus_refuses_a_changed_tokenisation(fake_sources, monkeypatch, cache):
     monkeypatch.setitem(sentences.CORPUS_SHA256, "austen", sha(b"something else\n"))
     with pytest.raises(DataError, match="tokenised austen corpus differs .*CORPUS_SHA256"):

@@ -17,9 +17,10 @@ texts, all splits), shakespeare the 42 works (`dlmodels.data.shakespeare.WORKS`)
 addresses in chronological order (`dlmodels.data.sotu`); documents are split separately (no
 sentence spans two). Each source is tokenised once and cached in
 ``<data_dir>/word2vec_corpus/<source>.txt`` (one sentence per line, words separated by single
-spaces, UTF-8), pinned by sha256 in `CORPUS_SHA256` (so a change of the tokeniser shows up as a
-checksum error, not as silently different experiments); a missing or damaged cache file is rebuilt
-from the fetched source.
+spaces, UTF-8: gensim's ``LineSentence`` format, so a file can be its ``corpus_file``), pinned by
+sha256 in `CORPUS_SHA256` (so a change of the tokeniser shows up as a checksum error, not as
+silently different experiments); a missing or damaged cache file is rebuilt from the fetched
+source. On a machine without the sources (a lent GPU), the cache files alone are enough.
 
 Sizes ("count >= 5": the distinct words kept by ``min_count=5``, and the words they cover):
 
