@@ -416,3 +416,36 @@ def test_pca_2d_equals_covariance_eigenvectors():
         pca_2d(np.ones((1, 3)))
     with pytest.raises(ValueError, match="non-finite"):
         pca_2d(np.array([[1.0, np.nan], [0.0, 1.0]]))
+
+
+# -- real data ---------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_real_test_sets_equal_gensim_on_trained_vectors():
+    """gensim's Word2Vec trained on Austen (1 worker, 2 epochs), then its vectors evaluated by
+    gensim and by us on the real questions-words.txt, WordSim-353 and SimLex-999."""
+    gensim_models = pytest.importorskip("gensim.models")
+    from dlmodels.data import word_similarity
+    from dlmodels.text import sentences
+    try:
+        corpus = sentences.embedding_corpus(("austen",))
+        analogy_file = str(word_similarity.path("questions-words"))
+        questions = word_similarity.analogies()
+    except DataError as e:
+        pytest.skip(f"data not fetched: {e}")
+    kv = gensim_models.Word2Vec(corpus, vector_size=50, min_count=5, epochs=2, workers=1,
+                                seed=0).wv
+    wv = WordVectors(kv.index_to_key, kv.vectors)
+    for restrict in (300, 30000):
+        for case_insensitive in (True, False):
+            got = wv.evaluate_word_analogies(questions, restrict_vocab=restrict,
+                                             case_insensitive=case_insensitive)
+            want = kv.evaluate_word_analogies(analogy_file, restrict_vocab=restrict,
+                                              case_insensitive=case_insensitive)
+            assert got[0] == want[0] and got[1] == want[1]
+    assert len(got[1][-1]["correct"]) > 0
+    for name in ("wordsim353", "simlex999"):
+        got = wv.evaluate_word_pairs(word_similarity.pairs(name))
+        want = kv.evaluate_word_pairs(str(word_similarity.path(name)))
+        np.testing.assert_allclose(got[0], tuple(want[0]), rtol=1e-5)
+        np.testing.assert_allclose(got[1], tuple(want[1]), rtol=1e-5)
+        assert got[2] == pytest.approx(want[2])

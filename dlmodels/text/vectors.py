@@ -338,10 +338,14 @@ class WordVectors:
             if method == "add":
                 scores = (unit[b] + unit[c] - unit[a]) @ unit.T  # [q, r]
             else:
-                cos = np.concatenate([unit[b], unit[c], unit[a]]) @ unit.T  # [3q, r]
-                cos += 1
-                scores = cos[:q] * cos[q:2 * q]
-                scores /= cos[2 * q:] + np.float32(2 * _COSMUL_EPSILON)
+                scores = unit[b] @ unit.T  # [q, r], then in place: the buffers are large
+                scores += 1
+                other = unit[c] @ unit.T
+                other += 1
+                scores *= other
+                np.matmul(unit[a], unit.T, out=other)
+                other += np.float32(1 + 2 * _COSMUL_EPSILON)
+                scores /= other
             rows = np.arange(q)
             for x in (a, b, c):
                 scores[rows, x] = -np.inf
