@@ -462,9 +462,12 @@ def run_one(config: Config, model: str, loss: str, implementation: str, seed: in
     record: dict[str, Any] = {"model": model, "loss": loss, "implementation": implementation,
                               "seed": seed}
     if implementation == "dlmodels":
-        vectors, seconds, stats = train_ours(
-            config, model, loss, seed, sentences, vocab,
-            os.path.join(run_dir, "train", name) if config.checkpoint else None)
+        try:
+            vectors, seconds, stats = train_ours(
+                config, model, loss, seed, sentences, vocab,
+                os.path.join(run_dir, "train", name) if config.checkpoint else None)
+        except FloatingPointError as e:  # diverged: recorded, not stored (a resume retries it)
+            return {**record, "failed": f"{type(e).__name__}: {e}"}
         record["stats"] = stats
     else:
         w2v, seconds = train_gensim(config, model, loss, seed, sentences)
@@ -510,6 +513,9 @@ METRICS = (  # (key in the summary, path in a record's evaluation / record, labe
 
 
 def _get(record: dict, path: Sequence[str]):
+    """``record[path[0]][path[1]]...``, or None for a failed run."""
+    if "failed" in record:
+        return None
     for k in path:
         record = record[k]
     return record
@@ -537,11 +543,14 @@ def summarise(records: list[dict], config: Config) -> dict:
                       (model, loss, impl)]
                 row[impl] = {key: mean_std([_get(r, path) for r in rs])
                              for key, path, _, _ in METRICS}
+                done = [r for r in rs if "failed" not in r]
                 row[impl]["oov_percent"] = {
-                    n: rs[0]["evaluation"][n]["oov_percent"] if rs else None
+                    n: done[0]["evaluation"][n]["oov_percent"] if done else None
                     for n in ("wordsim353", "simlex999")}
-                row[impl]["analogy_questions"] = (rs[0]["evaluation"]["analogy"]["questions"]
-                                                  if rs else None)
+                row[impl]["analogy_questions"] = (done[0]["evaluation"]["analogy"]["questions"]
+                                                  if done else None)
+                row[impl]["failed_runs"] = {run_name(model, loss, impl, r["seed"]): r["failed"]
+                                            for r in rs if "failed" in r}
             if {"dlmodels", "gensim"} <= set(config.implementations):
                 row["comparison"] = compare(row["dlmodels"], row["gensim"], config)
             out[f"{model}-{loss}"] = row
@@ -593,6 +602,10 @@ def markdown_table(summary: dict, config: Config) -> str:
         for impl in config.implementations:
             cells = [model, loss, impl] + [_fmt(row[impl][k], kind) for k, _, _, kind in METRICS]
             lines.append("| " + " | ".join(cells) + " |")
+    failed = [f"- {name}: {why}" for row in summary.values() for impl in config.implementations
+              for name, why in row[impl]["failed_runs"].items()]
+    if failed:
+        lines += ["", "Failed runs (left out of the means):", *failed]
     if not all("comparison" in row for row in summary.values()):
         return "\n".join(lines)
     lines += ["", "| model | loss | analogy total (ours - gensim, target >= -%g) | WS-353 rho "
@@ -602,7 +615,7 @@ def markdown_table(summary: dict, config: Config) -> str:
 
     def cell(c, unit):
         if c.get("met") is None:
-            return "-"
+            return "- (no finished run)"
         value = f"{c['ratio']:.2f}x" if "ratio" in c else f"{c['difference']:+.{unit}f}"
         how = "met" if c["met"] else "MISSED"
         return f"{value} ({how} by {abs(c['margin']):.{unit if 'ratio' not in c else 2}f})"
@@ -698,6 +711,11 @@ def main(config: Config, run_dir: str) -> dict:
                         r = run_one(config, model, loss, impl, seed, sentences, vocab, sets,
                                     run_dir)
                         records.append(r)
+                        if "failed" in r:
+                            log(run=run_name(model, loss, impl, seed), failed=r["failed"])
+                            print(f"  {run_name(model, loss, impl, seed)} FAILED: {r['failed']}",
+                                  flush=True)
+                            continue
                         ev = r["evaluation"]
                         line = {"run": run_name(model, loss, impl, seed),
                                 "analogy_total": ev["analogy"]["total"],

@@ -187,3 +187,27 @@ def test_gensim_params_mirror_ours():
 def test_invalid_configs_are_refused(changes, match):
     with pytest.raises(ValueError, match=match):
         experiment.make_config(w2v_exp, changes)
+
+
+def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
+    real = w2v_exp.train_ours
+
+    def diverging(config, model, loss, seed, *args):
+        if (model, loss) == ("cbow", "hierarchical"):
+            raise FloatingPointError("word2vec: the loss became nan in epoch 0; lower alpha")
+        return real(config, model, loss, seed, *args)
+
+    monkeypatch.setattr(w2v_exp, "train_ours", diverging)
+    run_dir, results = experiment.run(
+        "word2vec", ["--corpus", "synthetic", "--n-seeds", "1", "--epochs", "1",
+                     "--vector-size", "8", "--models", "cbow", "--implementations", "dlmodels"],
+        run_dir=str(tmp_path / "run"))
+    row = results["summary"]["cbow-hierarchical"]["dlmodels"]
+    assert row["failed_runs"] == {
+        "cbow-hierarchical-dlmodels-seed0":
+            "FloatingPointError: word2vec: the loss became nan in epoch 0; lower alpha"}
+    assert row["analogy_total"]["mean"] is None and row["analogy_questions"] is None
+    assert results["summary"]["cbow-negative"]["dlmodels"]["analogy_total"]["n"] == 1
+    assert "cbow-hierarchical-dlmodels-seed0: FloatingPointError" in results["table_markdown"]
+    # not stored: a resumed run tries it again
+    assert sorted(os.listdir(os.path.join(run_dir, "runs"))) == ["cbow-negative-dlmodels-seed0.json"]
