@@ -82,3 +82,21 @@ def test_bad_arguments_are_refused():
         bench.main(["--quick", "--corpus", "synthetic", "--words", "0"])
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--corpus", "synthetic", "--workers", "0"])
+
+
+def test_a_diverging_case_is_reported(tmp_path, monkeypatch):
+    def trainer(sentences, vocab, model, loss, seed=0):
+        def go():
+            raise FloatingPointError("word2vec: the loss became nan in epoch 0; lower alpha")
+        return go
+
+    monkeypatch.setattr(bench, "ours_trainer", trainer)
+    out = tmp_path / "w2v.json"
+    assert bench.main(["--quick", "--corpus", "synthetic", "--words", "3000", "--models",
+                       "cbow", "--losses", "hierarchical", "--out", str(out)]) == 1
+    report = json.loads(out.read_text())
+    assert report["results"] == [] and report["rows"] == []
+    assert report["diverged"] == {
+        "cbow hierarchical": "FloatingPointError: word2vec: the loss became nan in epoch 0; "
+                             "lower alpha"}
+    assert report["failed_checks"] == ["cbow hierarchical: ours diverged"]
