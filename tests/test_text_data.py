@@ -429,7 +429,8 @@ def test_folds_refuse_bad_k():
 
 def test_registry_and_cli_list(capsys):
     from dlmodels.cli import main
-    assert data.TEXT_DATASETS == ("shakespeare", "austen", "pattern_corpora", "numbers", "listops")
+    assert data.TEXT_DATASETS == ("shakespeare", "austen", "pattern_corpora", "numbers", "listops",
+                                  "word_similarity", "sotu")
     assert data.DATASETS == ("digits", "mnist", "fashion_mnist")
     with pytest.raises(DataError, match="text corpus"):
         data.load("austen", "train")

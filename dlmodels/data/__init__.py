@@ -7,8 +7,10 @@ into `data_dir()` by ``fetch(name)`` (CLI: ``dlmodels data fetch NAME``); digits
 Text corpora (`TEXT_DATASETS`, also fetched by ``fetch(name)``) have their own modules:
 `dlmodels.data.shakespeare` and `dlmodels.data.austen` (``load(split) -> str``) and
 `dlmodels.data.pattern` (tagged sentences, polarity, stratified folds), for ``pattern_corpora``;
-`dlmodels.data.numbers` (English number phrases and their French / German translations) and
-`dlmodels.data.listops` (ListOps expressions, labels and bracket trees).
+`dlmodels.data.numbers` (English number phrases and their French / German translations),
+`dlmodels.data.listops` (ListOps expressions, labels and bracket trees),
+`dlmodels.data.word_similarity` (the Google analogy questions, WordSim-353, SimLex-999) and
+`dlmodels.data.sotu` (the State of the Union addresses).
 """
 
 from dlmodels.data.batching import batch_indices, batches

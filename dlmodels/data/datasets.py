@@ -8,7 +8,7 @@ from types import ModuleType
 import numpy as np
 
 from dlmodels.data import (austen, digits, fashion_mnist, listops, mnist, numbers, pattern,
-                           shakespeare)
+                           shakespeare, sotu, word_similarity)
 from dlmodels.data.cache import DataError
 
 _MODULES: dict[str, ModuleType] = {"digits": digits, "mnist": mnist, "fashion_mnist": fashion_mnist}
@@ -16,7 +16,8 @@ DATASETS: tuple[str, ...] = tuple(_MODULES)
 # Text corpora: each module has its own loaders (dlmodels.data.shakespeare.load(split), ...).
 _TEXT_MODULES: dict[str, ModuleType] = {"shakespeare": shakespeare, "austen": austen,
                                         "pattern_corpora": pattern, "numbers": numbers,
-                                        "listops": listops}
+                                        "listops": listops, "word_similarity": word_similarity,
+                                        "sotu": sotu}
 TEXT_DATASETS: tuple[str, ...] = tuple(_TEXT_MODULES)
 
 
