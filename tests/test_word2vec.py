@@ -77,7 +77,9 @@ def _objective(inp, out, terms):
     return total
 
 
-def _numpy_grads(inp, out, terms):
+def _numpy_grads(inp, out, terms, model):
+    """Gradients of the objective; for CBOW the input rows get the whole dL/dh (word2vec.c's and
+    gensim's update, not the gradient through the mean)."""
     gi, go = np.zeros_like(inp), np.zeros_like(out)
     for coef, sign, rows, o in terms:
         x = sum(w * inp[i] for i, w in rows)
@@ -85,7 +87,28 @@ def _numpy_grads(inp, out, terms):
         g = -coef * sign * (1.0 - 1.0 / (1.0 + np.exp(-s)))   # d/ds' of -coef log s(sign s')
         go[o] += g * x
         for i, w in rows:
-            gi[i] += g * w * out[o]
+            gi[i] += g * (1.0 if model == "cbow" else w) * out[o]
+    return gi, go
+
+
+def _jax_grads(inp, out, terms, model):
+    """jax.grad of the written-out objective; for CBOW taken with respect to each centre's h
+    (one per distinct input-row list) and sent whole to each of its context rows."""
+    if model != "cbow":
+        return jax.grad(_objective, (0, 1))(jnp.asarray(inp), jnp.asarray(out), terms)
+    keys = sorted({tuple(rows) for _, _, rows, _ in terms})
+    hs = jnp.stack([sum(w * jnp.asarray(inp[i]) for i, w in k) for k in keys])
+    where = {k: n for n, k in enumerate(keys)}
+
+    def objective(hs, out):
+        return -sum(coef * jax.nn.log_sigmoid(sign * jnp.dot(out[o], hs[where[tuple(rows)]]))
+                    for coef, sign, rows, o in terms)
+
+    gh, go = jax.grad(objective, (0, 1))(hs, jnp.asarray(out))
+    gi = jnp.zeros(inp.shape, gh.dtype)
+    for k, g in zip(keys, gh):
+        for i, _ in k:
+            gi = gi.at[i].add(g)
     return gi, go
 
 
@@ -113,9 +136,9 @@ def test_minibatch_update_is_minus_lr_times_the_gradient_of_the_written_out_obje
     terms = _terms(mb, model, loss, window, block, negative, tree)
     assert len(terms) > 10
 
-    gi_np, go_np = _numpy_grads(inp, out, terms)
+    gi_np, go_np = _numpy_grads(inp, out, terms, model)
     with jax.enable_x64(True):
-        gi_jax, go_jax = jax.grad(_objective, (0, 1))(jnp.asarray(inp), jnp.asarray(out), terms)
+        gi_jax, go_jax = _jax_grads(inp, out, terms, model)
     np.testing.assert_allclose(gi_jax, gi_np, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(go_jax, go_np, rtol=1e-9, atol=1e-12)
 

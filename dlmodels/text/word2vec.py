@@ -9,7 +9,9 @@ centre (the "dynamic window": nearer words count more), and windows stop at sent
 
 - **skip-gram** predicts each context word from the centre: ``log p(w_{t+j} | w_t)``;
 - **CBOW** predicts the centre from the mean of its context vectors
-  ``h_t = (1/c_t) sum_j v_{w_{t+j}}`` (c_t context words).
+  ``h_t = (1/c_t) sum_j v_{w_{t+j}}`` (c_t context words). As in word2vec.c and gensim
+  (``cbow_mean=1``), every context vector is updated with the whole gradient with respect to
+  ``h_t``, c_t times its gradient through the mean.
 
 The prediction ``log p(o | x)`` of output word o from input vector x is either
 
@@ -305,17 +307,18 @@ def _cbow_negative(params, mb, *, window, block, negative):
     in_rows = tok[widx]                                                          # [nb, wd]
     out_rows = jnp.concatenate([tok[window:window + length].reshape(nb, block), neg], axis=1)
     xw, z = params["input"][in_rows], params["output"][out_rows]
+    h = jnp.einsum("bij,bjd->bid", avg, xw)                                      # [nb, block, D]
     diag = np.arange(block)
     scale = negative / neg.shape[1]
 
-    def loss(xw, z):
-        h = jnp.einsum("bij,bjd->bid", avg, xw)                                  # [nb, block, D]
+    def loss(h, z):
         s = jnp.einsum("bid,bjd->bij", h, z)                                     # [nb, block, block+Kb]
         pos = s[:, diag, diag]
         return -(jnp.sum(valid * jax.nn.log_sigmoid(pos))
                  + scale * jnp.sum(valid[..., None] * jax.nn.log_sigmoid(-s[..., block:])))
 
-    value, (gx, gz) = jax.value_and_grad(loss, (0, 1))(xw, z)
+    value, (gh, gz) = jax.value_and_grad(loss, (0, 1))(h, z)
+    gx = jnp.einsum("bij,bid->bjd", mf, gh)      # each context word gets the whole dL/dh
     return _sgd(params, in_rows, gx, out_rows, gz, lr), (value, jnp.sum(valid))
 
 
@@ -365,13 +368,14 @@ def _cbow_hierarchical(params, mb, tree, *, window, block):
     w = valid[..., None] * pmask.astype(mf.dtype)                                # [nb, block, L]
     in_rows = tok[widx]
     xw, z = params["input"][in_rows], params["output"][nodes]                    # z [nb,block,L,D]
+    h = jnp.einsum("bij,bjd->bid", avg, xw)
 
-    def loss(xw, z):
-        h = jnp.einsum("bij,bjd->bid", avg, xw)
+    def loss(h, z):
         s = jnp.einsum("bid,bild->bil", h, z)
         return -jnp.sum(w * jax.nn.log_sigmoid(sign * s))
 
-    value, (gx, gz) = jax.value_and_grad(loss, (0, 1))(xw, z)
+    value, (gh, gz) = jax.value_and_grad(loss, (0, 1))(h, z)
+    gx = jnp.einsum("bij,bid->bjd", mf, gh)      # each context word gets the whole dL/dh
     return _sgd(params, in_rows, gx, nodes, gz, lr), (value, jnp.sum(valid))
 
 
