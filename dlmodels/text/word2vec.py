@@ -81,6 +81,14 @@ MODELS = ("skipgram", "cbow")
 LOSSES = ("negative", "hierarchical")
 
 
+# (model, loss) -> default (batch_words, block), chosen on the Austen + Shakespeare + SOTU corpus:
+# hierarchical softmax sums every centre's gradient into the root's row, so it takes smaller
+# minibatches (CBOW with 1,024 centres diverges at alpha 0.05); skip-gram's hierarchical softmax
+# scores every window slot against every path node of the block, so its blocks are small.
+KERNEL = {("skipgram", "negative"): (1024, 16), ("cbow", "negative"): (1024, 16),
+          ("skipgram", "hierarchical"): (256, 4), ("cbow", "hierarchical"): (128, 16)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Word2VecConfig:
     """Hyper-parameters of `train` (gensim's names and defaults where they exist)."""
@@ -97,14 +105,20 @@ class Word2VecConfig:
     min_alpha: float = 1e-4          # learning rate at the end of the last epoch
     epochs: int = 5                  # passes over the corpus
     seed: int = 0                    # initial vectors, subsampling, windows and noise words
-    batch_words: int = 1024          # centres per minibatch (one sparse SGD step)
-    block: int = 16                  # centres per block of the banded matmul
-    shared_negatives: int = 8        # noise words drawn per block, shared by its centres
-    minibatches_per_call: int = 64   # minibatches per jitted call (a lax.scan)
+    batch_words: int | None = None   # centres per minibatch (one sparse SGD step); None: KERNEL
+    block: int | None = None         # centres per block of the banded matmul; None: KERNEL
+    shared_negatives: int | None = None  # noise words per block, shared by its centres; None: 32
+    minibatches_per_call: int | None = None  # minibatches per jitted call; None: 65,536 centres
 
     def __post_init__(self):
         check_choice("model", self.model, MODELS)
         check_choice("loss", self.loss, LOSSES)
+        batch, block = KERNEL[(self.model, self.loss)]
+        for name, default in (("batch_words", batch), ("block", block), ("shared_negatives", 32)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        if self.minibatches_per_call is None and isinstance(self.batch_words, int):
+            object.__setattr__(self, "minibatches_per_call", max(1, 65_536 // self.batch_words))
         for name in ("vector_size", "window", "min_count", "epochs", "batch_words", "block",
                      "shared_negatives", "minibatches_per_call"):
             v = getattr(self, name)
