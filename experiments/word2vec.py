@@ -32,12 +32,34 @@ Targets (``Config.*_target``): mean total analogy accuracy within 2 points of ge
 Spearman within 0.03 (not worse by more than that), mean words per second >= 1.0x gensim's; the
 seed spread (std over seeds) is reported beside every mean.
 
-Published for context (``PUBLISHED``): Mikolov et al. 2013 ("Distributed representations of
-words and phrases", skip-gram 300-d on 783 M words of Google News: 53.3 % on the same analogy set,
-"Efficient estimation" Table 4 for 783 M words: 50.0 % semantic/ 55.9 % syntactic). Our corpus is
-about 3.4 M words (1.6 M without SOTU), some 230-500 times smaller, much of it 16th-19th century
-English: most capital-world and currency questions are out of vocabulary and absolute accuracies
-are far lower; the comparison that matters is against gensim on the same sentences.
+Published for context (``PUBLISHED``): Mikolov et al. 2013 ("Efficient estimation of word
+representations in vector space", Table 4): skip-gram, 300 dimensions, 783 M words of Google News:
+53.3 % total on this analogy set (50.0 % semantic, 55.9 % syntactic). Our corpus is 3.45 M words
+(1.6 M without SOTU), about 230 times smaller (480 without SOTU), much of it 16th-19th century
+English: 7,368 of the 19,544 questions (843 semantic) fall inside its 19,694-word vocabulary, a
+third of the WordSim-353 pairs and a fifth of SimLex-999's have an unknown word, and absolute
+accuracies are far lower; the comparison that matters is against gensim on the same sentences.
+
+Measured here (provisional: 2026-12-05, the defaults, ``python -m dlmodels run word2vec``, 16 min
+on the project's 2-core CPU under a load average of 3-4 from other jobs, so the words/s are noisy;
+mean +- std over 3 seeds; ours - gensim and the targets in ``results["summary"]``):
+
+    model / loss             analogy total %           WS-353 rho              SimLex rho              words/s (k)
+                             ours         gensim       ours       gensim       ours       gensim       ours        gensim
+    skip-gram / negative     6.78+-0.75   10.73+-0.67  0.363      0.362        0.180      0.153        1,124+-79   389+-38
+    skip-gram / hier. soft.  diverged     10.46+-0.32  -          0.389        -          0.168        -           425+-14
+    CBOW / negative          7.34+-0.35   11.86+-0.43  0.303      0.426        0.135      0.184        1,190+-99   1,411+-528
+    CBOW / hier. soft.       7.76+-0.44   8.90+-0.65   0.370      0.427        0.157      0.183        726+-254    1,402+-181
+
+Targets: analogy within 2 points met only by CBOW-HS (-1.14); missed by skip-gram NS (-3.95,
+short by 1.95) and CBOW NS (-4.52, short by 2.52). Spearman within 0.03: skip-gram NS met on both
+(+0.001, +0.027); CBOW NS missed on both (-0.123, -0.049); CBOW HS missed on WS-353 (-0.057) and
+met on SimLex (-0.026). Words/s >= 1.0x gensim (2 workers): skip-gram NS 2.89x met; CBOW NS 0.84x
+and CBOW HS 0.52x missed. Skip-gram with hierarchical softmax diverges (NaN loss in epoch 0, all
+three seeds) at alpha 0.025 with the default 1,024-centre minibatches, probably because a
+minibatch's summed updates all hit the top nodes of the Huffman tree, which lie on every path (on
+the first 500,000 words one epoch trains with alpha 0.0125 or with ``batch_words=256``). Our evaluation equals gensim's own on gensim's vectors in all 12
+gensim runs (analogy counts exactly, correlations within 5e-7).
 
 Resume: each finished (model, loss, seed, implementation) run writes ``runs/<name>.json`` in the
 run directory; calling ``main`` again on it (``dlmodels run word2vec --resume RUN_DIR``) skips
@@ -643,10 +665,15 @@ def plot_bars(summary: dict, config: Config, path: str) -> str:
     width = 0.8 / len(config.implementations)
     for ax, (metric, title) in zip(axes[0], panels):
         for j, impl in enumerate(config.implementations):
-            means = [summary[k][impl][metric]["mean"] or 0.0 for k in keys]
+            means = [summary[k][impl][metric]["mean"] for k in keys]
             stds = [summary[k][impl][metric]["std"] or 0.0 for k in keys]
-            ax.bar(np.arange(len(keys)) + (j - (len(config.implementations) - 1) / 2) * width,
-                   means, width, yerr=stds, capsize=3, label=impl)
+            x = np.arange(len(keys)) + (j - (len(config.implementations) - 1) / 2) * width
+            ax.bar(x, [m or 0.0 for m in means], width, yerr=stds, capsize=3, label=impl,
+                   color=f"C{j}")
+            for xi, m in zip(x, means):
+                if m is None:  # every run failed (diverged)
+                    ax.text(xi, 0, " failed", rotation=90, ha="center", va="bottom",
+                            fontsize=8, color=f"C{j}")
         ax.set_xticks(np.arange(len(keys)))
         ax.set_xticklabels([k.replace("-", "\n") for k in keys], fontsize=8)
         ax.set_title(title, fontsize=10)
