@@ -327,14 +327,13 @@ def _cbow_negative(params, mb, *, window, block, negative):
     out_rows = jnp.concatenate([tok[window:window + length].reshape(nb, block), neg], axis=1)
     xw, z = params["input"][in_rows], params["output"][out_rows]
     h = jnp.einsum("bij,bjd->bid", avg, xw)                                      # [nb, block, D]
-    diag = np.arange(block)
     scale = negative / neg.shape[1]
 
     def loss(h, z):
-        s = jnp.einsum("bid,bjd->bij", h, z)                                     # [nb, block, block+Kb]
-        pos = s[:, diag, diag]
+        pos = jnp.sum(h * z[:, :block], axis=-1)                                 # [nb, block]
+        s = jnp.einsum("bid,bjd->bij", h, z[:, block:])                          # [nb, block, Kb]
         return -(jnp.sum(valid * jax.nn.log_sigmoid(pos))
-                 + scale * jnp.sum(valid[..., None] * jax.nn.log_sigmoid(-s[..., block:])))
+                 + scale * jnp.sum(valid[..., None] * jax.nn.log_sigmoid(-s)))
 
     value, (gh, gz) = jax.value_and_grad(loss, (0, 1))(h, z)
     gx = jnp.einsum("bij,bid->bjd", mf, gh)      # each context word gets the whole dL/dh
