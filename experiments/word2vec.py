@@ -40,26 +40,23 @@ English: 7,368 of the 19,544 questions (843 semantic) fall inside its 19,694-wor
 third of the WordSim-353 pairs and a fifth of SimLex-999's have an unknown word, and absolute
 accuracies are far lower; the comparison that matters is against gensim on the same sentences.
 
-Measured here (provisional: 2026-12-05, the defaults, ``python -m dlmodels run word2vec``, 16 min
-on the project's 2-core CPU under a load average of 3-4 from other jobs, so the words/s are noisy;
-mean +- std over 3 seeds; ours - gensim and the targets in ``results["summary"]``):
+Measured here (provisional: 2026-12-05, the defaults, ``python -m dlmodels run word2vec``,
+word2vec.py of commit 5e21397, 16 min on the project's 2-core CPU with other jobs beside it (load
+1.5-4), so the words/s are noisy; mean over 3 seeds, std in ``results["summary"]``):
 
-    model / loss             analogy total %           WS-353 rho              SimLex rho              words/s (k)
-                             ours         gensim       ours       gensim       ours       gensim       ours        gensim
-    skip-gram / negative     6.78+-0.75   10.73+-0.67  0.363      0.362        0.180      0.153        1,124+-79   389+-38
-    skip-gram / hier. soft.  diverged     10.46+-0.32  -          0.389        -          0.168        -           425+-14
-    CBOW / negative          7.34+-0.35   11.86+-0.43  0.303      0.426        0.135      0.184        1,190+-99   1,411+-528
-    CBOW / hier. soft.       7.76+-0.44   8.90+-0.65   0.370      0.427        0.157      0.183        726+-254    1,402+-181
+    model / loss             analogy total %     WS-353 rho        SimLex rho        words/s (k)
+                             ours     gensim     ours     gensim   ours     gensim   ours    gensim
+    skip-gram / negative     11.03    11.01      0.375    0.359    0.164    0.151    752     432
+    skip-gram / hier. soft.   9.93*   10.69      0.397*   0.385    0.193*   0.159    183     406
+    CBOW / negative          11.95    11.87      0.433    0.419    0.171    0.173    774     1,415
+    CBOW / hier. soft.        8.91     9.03      0.398    0.437    0.184    0.197    766     1,807
+    (* seeds 1 and 2: our seed 0 of skip-gram HS diverged, NaN loss in epoch 0)
 
-Targets: analogy within 2 points met only by CBOW-HS (-1.14); missed by skip-gram NS (-3.95,
-short by 1.95) and CBOW NS (-4.52, short by 2.52). Spearman within 0.03: skip-gram NS met on both
-(+0.001, +0.027); CBOW NS missed on both (-0.123, -0.049); CBOW HS missed on WS-353 (-0.057) and
-met on SimLex (-0.026). Words/s >= 1.0x gensim (2 workers): skip-gram NS 2.89x met; CBOW NS 0.84x
-and CBOW HS 0.52x missed. Skip-gram with hierarchical softmax diverges (NaN loss in epoch 0, all
-three seeds) at alpha 0.025 with the default 1,024-centre minibatches, probably because a
-minibatch's summed updates all hit the top nodes of the Huffman tree, which lie on every path (on
-the first 500,000 words one epoch trains with alpha 0.0125 or with ``batch_words=256``). Our evaluation equals gensim's own on gensim's vectors in all 12
-gensim runs (analogy counts exactly, correlations within 5e-7).
+Targets: analogy within 2 points and Spearman within 0.03 met everywhere except CBOW-HS on
+WordSim-353 (-0.039, missed by 0.009; gensim's seed std there is 0.040); words/s >= 1.0x met only
+by skip-gram NS (1.74x; 1.69x gensim with 1 worker and 0.94x with 2 in the interleaved benchmark on
+a quieter machine), missed by skip-gram HS (0.45x), CBOW NS (0.55x), CBOW HS (0.42x). Our
+evaluation equals gensim's own on gensim's vectors in all 12 gensim runs.
 
 Resume: each finished (model, loss, seed, implementation) run writes ``runs/<name>.json`` in the
 run directory; calling ``main`` again on it (``dlmodels run word2vec --resume RUN_DIR``) skips
