@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import io
 import lzma
 import struct
@@ -21,24 +20,9 @@ import pytest
 
 from dlmodels import data
 from dlmodels.data import austen, packages, pattern, rdata, shakespeare
-from dlmodels.data.cache import DataError, data_dir
+from dlmodels.data.cache import DataError
 
-REAL_CACHE = data_dir()  # before the fixture below points DLMODELS_DATA at an empty folder
-
-
-def sha(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("DLMODELS_DATA", str(folder))
-    return folder
-
-
-def fail_if_run(*args, **kwargs):
-    raise AssertionError(f"unexpected subprocess.run({args})")
+from data_cache import REAL_CACHE, cache, fail_if_run, sha  # noqa: F401  (cache: autouse)
 
 
 # ---------------------------------------------------------------- an independent R XDR encoder

@@ -6,7 +6,6 @@ cache; the real files' counts when they have been fetched."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import subprocess
@@ -18,25 +17,10 @@ import numpy as np
 import pytest
 
 from dlmodels.data import packages, sotu, word_similarity
-from dlmodels.data.cache import DataError, data_dir
+from dlmodels.data.cache import DataError
 from dlmodels.text import sentences
 
-REAL_CACHE = data_dir()  # before the fixture below points DLMODELS_DATA at an empty folder
-
-
-def sha(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("DLMODELS_DATA", str(folder))
-    return folder
-
-
-def fail_if_run(*args, **kwargs):
-    raise AssertionError(f"unexpected subprocess.run({args})")
+from data_cache import REAL_CACHE, cache, fail_if_run, sha  # noqa: F401  (cache: autouse)
 
 
 def fake_run(monkeypatch, calls: list, write):
