@@ -294,15 +294,28 @@ def _sgd(params, rows_in, g_in, rows_out, g_out, lr):
             "output": params["output"].at[rows_out.reshape(-1)].add(-lr * g_out.reshape(-1, d))}
 
 
+def _blocks(params, mb, window, block):
+    """What every kernel needs: the context mask ``mf [nb, block, wd]`` (float), the window
+    slots' word ids ``[nb, wd]`` and the centres' word ids ``[nb, block]``."""
+    tok, red = mb["tok"], mb["red"]
+    length = red.shape[0]
+    m, widx = _window_mask(mb["sen"], red, window=window, block=block)
+    centres = tok[window:window + length].reshape(length // block, block)
+    return m.astype(params["input"].dtype), tok[widx], centres
+
+
+def _context_mean(mf):
+    """CBOW's averaging: ``(avg [nb, block, wd], valid [nb, block])``, rows of ``avg`` summing
+    to 1 over the context slots, ``valid`` 0 for a centre without context words."""
+    count = mf.sum(-1)
+    return mf / jnp.maximum(count, 1.0)[..., None], (count > 0).astype(mf.dtype)
+
+
 def _skipgram_negative(params, mb, *, window, block, negative):
-    tok, sen, red, neg, lr = mb["tok"], mb["sen"], mb["red"], mb["neg"], mb["lr"]
-    length, d = red.shape[0], params["input"].shape[1]
-    nb, wd = length // block, block + 2 * window
-    m, widx = _window_mask(sen, red, window=window, block=block)
-    mf = m.astype(params["input"].dtype)
+    mf, window_rows, centres = _blocks(params, mb, window, block)
+    neg, wd = mb["neg"], window_rows.shape[1]
     weight = mf.sum(-1) * (negative / neg.shape[1])                              # [nb, block]
-    centres = tok[window:window + length].reshape(nb, block)
-    out_rows = jnp.concatenate([tok[widx], neg], axis=1)                         # [nb, wd + Kb]
+    out_rows = jnp.concatenate([window_rows, neg], axis=1)                       # [nb, wd + Kb]
     x, z = params["input"][centres], params["output"][out_rows]
 
     def loss(x, z):
@@ -311,20 +324,14 @@ def _skipgram_negative(params, mb, *, window, block, negative):
                  + jnp.sum(weight[..., None] * jax.nn.log_sigmoid(-s[..., wd:])))
 
     value, (gx, gz) = jax.value_and_grad(loss, (0, 1))(x, z)
-    return _sgd(params, centres, gx, out_rows, gz, lr), (value, jnp.sum(mf))
+    return _sgd(params, centres, gx, out_rows, gz, mb["lr"]), (value, jnp.sum(mf))
 
 
 def _cbow_negative(params, mb, *, window, block, negative):
-    tok, sen, red, neg, lr = mb["tok"], mb["sen"], mb["red"], mb["neg"], mb["lr"]
-    length = red.shape[0]
-    nb = length // block
-    m, widx = _window_mask(sen, red, window=window, block=block)
-    mf = m.astype(params["input"].dtype)
-    count = mf.sum(-1)                                                           # [nb, block]
-    valid = (count > 0).astype(mf.dtype)
-    avg = mf / jnp.maximum(count, 1.0)[..., None]
-    in_rows = tok[widx]                                                          # [nb, wd]
-    out_rows = jnp.concatenate([tok[window:window + length].reshape(nb, block), neg], axis=1)
+    mf, in_rows, centres = _blocks(params, mb, window, block)
+    avg, valid = _context_mean(mf)
+    neg = mb["neg"]
+    out_rows = jnp.concatenate([centres, neg], axis=1)                           # [nb, block + Kb]
     xw, z = params["input"][in_rows], params["output"][out_rows]
     h = jnp.einsum("bij,bjd->bid", avg, xw)                                      # [nb, block, D]
     scale = negative / neg.shape[1]
@@ -337,7 +344,7 @@ def _cbow_negative(params, mb, *, window, block, negative):
 
     value, (gh, gz) = jax.value_and_grad(loss, (0, 1))(h, z)
     gx = jnp.einsum("bij,bid->bjd", mf, gh)      # each context word gets the whole dL/dh
-    return _sgd(params, in_rows, gx, out_rows, gz, lr), (value, jnp.sum(valid))
+    return _sgd(params, in_rows, gx, out_rows, gz, mb["lr"]), (value, jnp.sum(valid))
 
 
 def _path(tree, centres):
@@ -349,17 +356,12 @@ def _path(tree, centres):
 
 
 def _skipgram_hierarchical(params, mb, tree, *, window, block):
-    tok, sen, red, lr = mb["tok"], mb["sen"], mb["red"], mb["lr"]
-    length = red.shape[0]
-    nb = length // block
-    m, widx = _window_mask(sen, red, window=window, block=block)
-    mf = m.astype(params["input"].dtype)
-    centres = tok[window:window + length].reshape(nb, block)
+    mf, in_rows, centres = _blocks(params, mb, window, block)
+    nb = centres.shape[0]
     nodes, sign, pmask = _path(tree, centres)                    # [nb, block, Lmax] each
     lmax = nodes.shape[-1]
     # pair (context slot j, node l of centre i): weight m[i, j] * pmask[i, l]
     w = (mf[:, :, :, None] * pmask[:, :, None, :].astype(mf.dtype))              # [nb,block,wd,L]
-    in_rows = tok[widx]
     out_rows = nodes.reshape(nb, block * lmax)
     xw, z = params["input"][in_rows], params["output"][out_rows]
 
@@ -369,22 +371,14 @@ def _skipgram_hierarchical(params, mb, tree, *, window, block):
         return -jnp.sum(w * jax.nn.log_sigmoid(sign[:, :, None, :] * s))
 
     value, (gx, gz) = jax.value_and_grad(loss, (0, 1))(xw, z)
-    return _sgd(params, in_rows, gx, out_rows, gz, lr), (value, jnp.sum(mf))
+    return _sgd(params, in_rows, gx, out_rows, gz, mb["lr"]), (value, jnp.sum(mf))
 
 
 def _cbow_hierarchical(params, mb, tree, *, window, block):
-    tok, sen, red, lr = mb["tok"], mb["sen"], mb["red"], mb["lr"]
-    length = red.shape[0]
-    nb = length // block
-    m, widx = _window_mask(sen, red, window=window, block=block)
-    mf = m.astype(params["input"].dtype)
-    count = mf.sum(-1)
-    valid = (count > 0).astype(mf.dtype)
-    avg = mf / jnp.maximum(count, 1.0)[..., None]
-    centres = tok[window:window + length].reshape(nb, block)
+    mf, in_rows, centres = _blocks(params, mb, window, block)
+    avg, valid = _context_mean(mf)
     nodes, sign, pmask = _path(tree, centres)
     w = valid[..., None] * pmask.astype(mf.dtype)                                # [nb, block, L]
-    in_rows = tok[widx]
     xw, z = params["input"][in_rows], params["output"][nodes]                    # z [nb,block,L,D]
     h = jnp.einsum("bij,bjd->bid", avg, xw)
 
@@ -394,7 +388,7 @@ def _cbow_hierarchical(params, mb, tree, *, window, block):
 
     value, (gh, gz) = jax.value_and_grad(loss, (0, 1))(h, z)
     gx = jnp.einsum("bij,bid->bjd", mf, gh)      # each context word gets the whole dL/dh
-    return _sgd(params, in_rows, gx, nodes, gz, lr), (value, jnp.sum(valid))
+    return _sgd(params, in_rows, gx, nodes, gz, mb["lr"]), (value, jnp.sum(valid))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "loss", "window", "block", "negative"),
