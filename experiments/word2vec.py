@@ -41,22 +41,20 @@ third of the WordSim-353 pairs and a fifth of SimLex-999's have an unknown word,
 accuracies are far lower; the comparison that matters is against gensim on the same sentences.
 
 Measured here (provisional: 2026-12-05, the defaults, ``python -m dlmodels run word2vec``,
-word2vec.py of commit 5e21397, 16 min on the project's 2-core CPU with other jobs beside it (load
-1.5-4), so the words/s are noisy; mean over 3 seeds, std in ``results["summary"]``):
+word2vec.py of commit 6ad60ef, 13 min on the project's 2-core CPU with other jobs beside it (load
+about 2), so the words/s are noisy; mean over 3 seeds, std in ``results["summary"]``):
 
     model / loss             analogy total %     WS-353 rho        SimLex rho        words/s (k)
                              ours     gensim     ours     gensim   ours     gensim   ours    gensim
-    skip-gram / negative     11.03    11.01      0.375    0.359    0.164    0.151    752     432
-    skip-gram / hier. soft.   9.93*   10.69      0.397*   0.385    0.193*   0.159    183     406
-    CBOW / negative          11.95    11.87      0.433    0.419    0.171    0.173    774     1,415
-    CBOW / hier. soft.        8.91     9.03      0.398    0.437    0.184    0.197    766     1,807
-    (* seeds 1 and 2: our seed 0 of skip-gram HS diverged, NaN loss in epoch 0)
+    skip-gram / negative     11.03    10.95      0.375    0.365    0.164    0.153    839     606
+    skip-gram / hier. soft.  10.21    11.05      0.412    0.381    0.188    0.158    202     519
+    CBOW / negative          11.97    11.61      0.433    0.424    0.171    0.182    987     1,705
+    CBOW / hier. soft.        8.91     9.02      0.398    0.423    0.184    0.181    730     1,638
 
-Targets: analogy within 2 points and Spearman within 0.03 met everywhere except CBOW-HS on
-WordSim-353 (-0.039, missed by 0.009; gensim's seed std there is 0.040); words/s >= 1.0x met only
-by skip-gram NS (1.74x; 1.69x gensim with 1 worker and 0.94x with 2 in the interleaved benchmark on
-a quieter machine), missed by skip-gram HS (0.45x), CBOW NS (0.55x), CBOW HS (0.42x). Our
-evaluation equals gensim's own on gensim's vectors in all 12 gensim runs.
+Targets: analogy within 2 points and Spearman within 0.03 met in all 12 comparisons (closest:
+CBOW-HS WS-353 -0.026); words/s >= 1.0x gensim (2 workers) met only by skip-gram NS (1.38x),
+missed by skip-gram HS (0.39x), CBOW NS (0.58x), CBOW HS (0.45x). Our evaluation equals gensim's
+own on gensim's vectors in all 12 gensim runs.
 
 Resume: each finished (model, loss, seed, implementation) run writes ``runs/<name>.json`` in the
 run directory; calling ``main`` again on it (``dlmodels run word2vec --resume RUN_DIR``) skips
@@ -125,7 +123,7 @@ class Config:
     cbow_alpha: float = 0.05  # initial learning rate of CBOW (both implementations)
     min_alpha: float = 1e-4  # learning rate at the end of training (linear decay)
     gensim_workers: int = 2  # gensim's worker threads
-    checkpoint: bool = False  # checkpoint our training after every epoch (resumes inside a run; the saving is then inside our timing)
+    checkpoint: bool = False  # checkpoint our training every epoch (a killed run resumes mid-training; saving is then timed, and a resumed run times only its own epochs)
     restrict_vocab: int = 30000  # analogy questions only over this many most frequent words
     analogy_target: float = 2.0  # target: mean total analogy accuracy within this many points of gensim's
     spearman_target: float = 0.03  # target: mean Spearman within this much of gensim's
