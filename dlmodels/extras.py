@@ -21,6 +21,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "equinox": ("equinox", "bench"),
     "haiku": ("dm-haiku", "bench"),
     "nltk": ("nltk", "dev"),
+    "gensim": ("gensim", "dev"),
     "torchcrf": ("pytorch-crf", "bench"),
 }
 
