@@ -33,7 +33,7 @@ def test_installed_optional_module_is_returned_and_unknown_names_refused():
     scipy = pytest.importorskip("scipy")
     assert optional_import("scipy") is scipy
     assert set(OPTIONAL) == {"sklearn", "scipy", "sacrebleu", "torch", "equinox", "haiku", "nltk",
-                             "torchcrf"}
+                             "torchcrf", "gensim"}
     with pytest.raises(ValueError, match="not one of dlmodels' optional packages"):
         optional_import("numpy")
 
