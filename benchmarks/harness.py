@@ -277,6 +277,25 @@ def write_json(suite: str, results: Sequence[Result], *, out: str | os.PathLike 
     return path
 
 
+def finish(suite: str, results: Sequence[Result], *, out: str | os.PathLike | None = None,
+           config: dict | None = None, extra: dict | None = None,
+           markdown: str | None = None) -> int:
+    """`write_json` (and ``markdown``, a table, beside it as ``.md``), print where, and return
+    the suite's exit status: 1 (with the failures on stderr) when ``extra["failed_checks"]`` is
+    not empty, else 0."""
+    path = write_json(suite, results, out=out, config=config, extra=extra)
+    if markdown is not None:
+        path.with_suffix(".md").write_text(markdown + "\n")
+        print(f"wrote {path} and {path.with_suffix('.md')}")
+    else:
+        print(f"wrote {path}")
+    failed = (extra or {}).get("failed_checks")
+    if failed:
+        print(f"FAILED: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _json_default(x):
     if hasattr(x, "tolist"):
         return x.tolist()

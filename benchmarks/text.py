@@ -63,9 +63,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
-                                         print_table, time_interleaved, torch_environment,
-                                         write_json)
+from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, finish,
+                                         make_parser, print_table, time_interleaved,
+                                         torch_environment)
 from dlmodels.data.batching import batch_indices
 from dlmodels.extras import optional_import
 
@@ -617,12 +617,7 @@ def main(argv: list[str] | None = None) -> int:
               "clip_norm": CLIP_NORM, "dtype": "float32", "torch": torch_info,
               "load_average_at_start": list(load) if load else None,
               "max_rel_crf_diff": MAX_REL_CRF_DIFF}
-    path = write_json(SUITE, results, out=args.out, config=config, extra=extra)
-    print(f"wrote {path}")
-    if extra["failed_checks"]:
-        print(f"FAILED: {extra['failed_checks']}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(SUITE, results, out=args.out, config=config, extra=extra)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ import time
 
 import numpy as np
 
-from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser,
-                                         print_table, time_interleaved, write_json)
+from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, finish,
+                                         make_parser, print_table, time_interleaved)
 
 SUITE = "word2vec"
 OURS = "dlmodels"
@@ -255,14 +255,7 @@ def main(argv: list[str] | None = None) -> int:
              "diverged": diverged,
              "failed_checks": [f"{n}: gensim's vocabulary differs from ours" for n in bad]
              + [f"{n}: ours diverged" for n in diverged]}
-    path = write_json(SUITE, results, out=args.out, config=config, extra=extra)
-    md = path.with_suffix(".md")
-    md.write_text(table + "\n")
-    print(f"wrote {path} and {md}")
-    if extra["failed_checks"]:
-        print(f"FAILED: {extra['failed_checks']}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(SUITE, results, out=args.out, config=config, extra=extra, markdown=table)
 
 
 if __name__ == "__main__":
