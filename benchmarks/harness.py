@@ -204,14 +204,23 @@ class Result:
                 "round_ratio_quartiles": self.ratio_quartiles(), "checks": self.checks}
 
 
+def torch_device() -> str:
+    """Where the PyTorch peers run: ``"cuda"`` when JAX runs on a GPU and PyTorch sees CUDA (so
+    both sides use the same kind of device), else ``"cpu"``. Raises ImportError without torch."""
+    import torch
+
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
 def torch_environment() -> dict:
-    """PyTorch's threading as the peers run it (threads, OMP wait policy, oneDNN), or ``{}``
-    without torch."""
+    """PyTorch's device and threading as the peers run them (device, threads, OMP wait policy,
+    oneDNN), or ``{}`` without torch."""
     try:
         import torch
     except ImportError:
         return {}
-    return {"num_threads": os.cpu_count(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    return {"device": torch_device(), "num_threads": os.cpu_count(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "mkldnn": bool(torch.backends.mkldnn.is_available())}
 
 

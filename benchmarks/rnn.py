@@ -13,10 +13,15 @@ inputs for every side, zero initial state, jitted for every JAX side:
 * ``equinox``: ``eqx.nn.LSTMCell`` / ``GRUCell`` under ``lax.scan``, ``jax.vmap`` over the batch;
 * ``haiku``: ``hk.LSTM`` / ``hk.GRU`` with ``hk.dynamic_unroll(..., time_major=False)``;
 * ``torch``: ``nn.LSTM`` / ``nn.GRU(batch_first=True)``, forward, ``loss.backward()`` (inputs with
-  ``requires_grad``), ``loss.item()`` to finish; ``torch.set_num_threads(cpu count)``.
+  ``requires_grad``), ``loss.item()`` to finish; ``torch.set_num_threads(cpu count)``; on CUDA
+  when JAX runs on a GPU and PyTorch sees one (``harness.torch_device``), else on the CPU.
   ``OMP_WAIT_POLICY=PASSIVE`` is set (unless already set) before torch is imported: with
   libgomp's default spinning, torch's threads fight the other work on a shared 2-core machine and
   the JAX calls timed right after them (measured: torch's step 3-5x slower and ours 2x slower).
+* ``cudnn (jax.experimental.rnn)``, LSTM only and only when JAX runs on a GPU: cuDNN's LSTM through
+  ``jax.experimental.rnn.lstm`` (its own custom VJP), on the packed weight vector of our params
+  (``rnn.lstm_to_cudnn``: the same function as ours, checked on the device against our outputs).
+  On the CPU it has no lowering and the suite says "cuDNN peer: not measured (backend cpu)".
 
 All sides of one case are timed in interleaved rounds (``harness.time_interleaved``), together
 with a large float32 ``jnp`` matmul (``[1024, 8192] @ [8192, 1024]``) whose rate is the machine's
@@ -28,6 +33,11 @@ a freshly built step) of our LSTM step at T = 10 and T = 1000; and the memory XL
 LSTM step at T = 4096 with and without ``remat`` (``compiled.memory_analysis()``:
 ``temp_size_in_bytes`` is the peak of the temporaries (buffers of the program that are neither
 arguments nor outputs) after buffer sharing; arguments and outputs are listed apart).
+
+On a GPU the suite adds the shapes of ``GPU_SHAPES`` (B >= 64) and prints the GPU goals: our LSTM
+step within 1.5x of cuDNN's (``cudnn / ours >= 1 / 1.5``) and faster than Flax's (the faster of
+its two LSTM cells) at every LSTM shape with B >= 64 (``gpu_goals``: met / NOT met, recorded under
+``"gpu_goals"``; a goal is not a failed check).
 
 Run: ``python -m dlmodels.benchmarks.rnn [--repeats N] [--quick] [--out PATH]`` or ``dlmodels bench rnn``.
 """
@@ -47,14 +57,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
-                                print_table, time_interleaved, torch_environment, write_json)
-from dlmodels import rnn
+                                print_table, time_interleaved, torch_device, torch_environment,
+                                write_json)
+from dlmodels import backend, rnn
 from dlmodels.extras import optional_import
 
 SUITE = "rnn"
 OURS = "dlmodels"
+CUDNN = "cudnn (jax.experimental.rnn)"
 PEERS = ("dlmodels generic", "torch", "flax OptimizedLSTMCell", "flax LSTMCell", "flax GRUCell",
-         "equinox", "haiku")
+         "equinox", "haiku", CUDNN)
+FLAX_LSTM = ("flax OptimizedLSTMCell", "flax LSTMCell")
+# GPU goals, LSTM at B >= GOAL_MIN_BATCH: cudnn / ours >= 1 / CUDNN_FACTOR, flax / ours > 1
+GOAL_MIN_BATCH, CUDNN_FACTOR = 64, 1.5
 GATES = {"lstm": 4, "gru": 3}
 # fused vs generic gradients (float32, sum of squares over B*T outputs): rounding only
 MAX_REL_GRAD_DIFF = 1e-4
@@ -70,6 +85,8 @@ class Shape:
 
 
 SHAPES = (Shape("T256-H256", 32, 256, 128, 256), Shape("T64-H512", 32, 64, 128, 512))
+# added on a GPU, where the goals are set at B >= 64
+GPU_SHAPES = (Shape("B64-T256-H256", 64, 256, 128, 256), Shape("B256-T64-H512", 256, 64, 128, 512))
 QUICK_SHAPES = (Shape("tiny", 4, 8, 8, 16),)
 
 
@@ -155,9 +172,10 @@ def _torch(kind: str, s: Shape):
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
+    device = torch_device()
     cls = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
-    module = cls(s.input_size, s.hidden_size, batch_first=True)
-    xs = torch.randn(s.batch, s.steps, s.input_size, requires_grad=True)
+    module = cls(s.input_size, s.hidden_size, batch_first=True).to(device)
+    xs = torch.randn(s.batch, s.steps, s.input_size, device=device, requires_grad=True)
 
     def step():
         module.zero_grad(set_to_none=True)
@@ -168,6 +186,40 @@ def _torch(kind: str, s: Shape):
         return loss.item()                                      # waits for the step
 
     return step
+
+
+def cudnn_lstm(s: Shape):
+    """``(step, weights, xs)``: the jitted value-and-grad (w.r.t. the packed weights and the inputs)
+    of ``sum(ys ** 2)`` for cuDNN's LSTM (``jax.experimental.rnn.lstm``, zero initial state, every
+    sequence of full length) on ``rnn.lstm_to_cudnn`` of our initial params. Runs on a GPU only."""
+    from jax.experimental import rnn as jax_rnn
+
+    H, D = s.hidden_size, s.input_size
+    weights = rnn.lstm_to_cudnn(rnn.lstm(H).init(jax.random.PRNGKey(1), D))
+    xs = _inputs(s)
+    zeros = jnp.zeros((1, s.batch, H))
+    lengths = jnp.full((s.batch,), s.steps, jnp.int32)
+
+    def loss(w, xs):
+        ys, _, _ = jax_rnn.lstm(xs, zeros, zeros, w, lengths, input_size=D, hidden_size=H,
+                                num_layers=1, dropout=0.0, bidirectional=False)
+        return jnp.sum(ys ** 2)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), weights, xs
+
+
+def _cudnn(kind: str, s: Shape):
+    step, weights, xs = cudnn_lstm(s)
+    return lambda: step(weights, xs)
+
+
+def cudnn_unavailable(kind: str, backend_name: str | None = None) -> str | None:
+    """Why the cuDNN peer does not run here (None when it does): it is an LSTM only, and
+    ``jax.experimental.rnn`` lowers to cuDNN on a GPU only."""
+    if kind != "lstm":
+        return "LSTM only"
+    name = backend.name(backend_name)
+    return None if name == "gpu" else f"not measured (backend {name})"
 
 
 def _ours_side(kind: str, s: Shape, generic: bool = False):
@@ -187,10 +239,15 @@ def make_sides(kind: str, s: Shape, peers) -> tuple[dict[str, Callable], dict]:
         "flax GRUCell": lambda: _flax(kind, s, "GRUCell"),
         "equinox": lambda: _equinox(kind, s),
         "haiku": lambda: _haiku(kind, s),
+        CUDNN: lambda: _cudnn(kind, s),
     }
     for name in peers:
         if name.startswith("flax") and (("GRU" in name) != (kind == "gru")):
             continue                                            # not this cell's peer
+        if name == CUDNN and cudnn_unavailable(kind):
+            if kind == "lstm":
+                skipped[name] = cudnn_unavailable(kind)
+            continue
         try:
             sides[name] = factories[name]()
         except ImportError as e:
@@ -217,6 +274,41 @@ def fused_vs_generic(sides: dict) -> float | None:
     a, b = sides[OURS](), sides["dlmodels generic"]()
     return max(float(jnp.max(jnp.abs(x - y)) / jnp.maximum(jnp.max(jnp.abs(y)), 1e-30))
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def cudnn_vs_ours(sides: dict) -> float | None:
+    """Largest ``|cudnn - ours| / max|ours|`` over the loss, the input gradient and the weight
+    gradient (ours packed as cuDNN packs it: ``b_ih`` and ``b_hh`` both get our ``b``'s gradient),
+    or None without the cuDNN side."""
+    if CUDNN not in sides:
+        return None
+    value, (grads, d_xs) = sides[OURS]()
+    c_value, (c_dw, c_dxs) = sides[CUDNN]()
+    packed = rnn.lstm_to_cudnn(grads)
+    packed = packed.at[-grads["b"].shape[0]:].set(grads["b"])
+    return max(float(jnp.max(jnp.abs(a - b)) / jnp.maximum(jnp.max(jnp.abs(b)), 1e-30))
+               for a, b in ((c_value, value), (c_dxs, d_xs), (c_dw, packed)))
+
+
+def gpu_goals(summary: list[dict]) -> list[dict]:
+    """The GPU goals at each LSTM case with ``B >= GOAL_MIN_BATCH`` among ``summary`` (the
+    suite's per-case rows): ``cudnn / ours >= 1 / CUDNN_FACTOR`` (ours within 1.5x of cuDNN) and
+    ``flax / ours > 1`` against the faster Flax LSTM cell, each with ``met`` (None when that peer
+    did not run)."""
+    goals = []
+    for case in summary:
+        if case["cell"] != "lstm" or case["shape"]["batch"] < GOAL_MIN_BATCH:
+            continue
+        ratios = {row["side"]: row.get("ratio_peer_over_ours") for row in case["sides"]}
+        cudnn = ratios.get(CUDNN)
+        flax = [ratios[n] for n in FLAX_LSTM if ratios.get(n) is not None]
+        goals.append({"case": case["case"], "goal": f"within {CUDNN_FACTOR}x of cuDNN",
+                      "ratio_peer_over_ours": cudnn, "target": 1 / CUDNN_FACTOR,
+                      "met": None if cudnn is None else cudnn >= 1 / CUDNN_FACTOR})
+        goals.append({"case": case["case"], "goal": "faster than Flax",
+                      "ratio_peer_over_ours": min(flax) if flax else None, "target": 1.0,
+                      "met": min(flax) > 1.0 if flax else None})
+    return goals
 
 
 def compile_seconds(kind: str, s: Shape, *, generic: bool = False, repeats: int = 3) -> float:
@@ -250,19 +342,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser(SUITE, "LSTM/GRU training step vs Flax, Equinox, Haiku and PyTorch; "
                                 "compile time and memory.")
     parser.add_argument("--cells", nargs="+", choices=sorted(GATES), default=sorted(GATES))
-    parser.add_argument("--shapes", nargs="+", choices=[s.name for s in SHAPES],
-                        help="which shapes (default all; ignored with --quick)")
+    parser.add_argument("--shapes", nargs="+", choices=[s.name for s in SHAPES + GPU_SHAPES],
+                        help="which shapes (default all, with GPU_SHAPES only on a GPU; "
+                             "ignored with --quick)")
     parser.add_argument("--peers", nargs="+", choices=PEERS, default=list(PEERS))
     parser.add_argument("--compile-steps", nargs=2, type=int, default=None, metavar=("T1", "T2"),
                         help="T of the compile-time comparison (default 10 1000; quick 10 100)")
     parser.add_argument("--memory-steps", type=int, default=None,
                         help="T of the memory comparison (default 4096; quick 64)")
     args = parser.parse_args(argv)
+    on_gpu = backend.name() == "gpu"
     if args.quick:
         shapes, repeats, warmup = QUICK_SHAPES, 1, 1
         compile_steps, memory_steps, compile_repeats = (10, 100), 64, 1
     else:
-        shapes = [s for s in SHAPES if not args.shapes or s.name in args.shapes]
+        available = SHAPES + GPU_SHAPES if on_gpu else SHAPES
+        shapes = [s for s in available if not args.shapes or s.name in args.shapes]
+        if not shapes:
+            parser.error(f"none of --shapes {args.shapes} runs on this backend "
+                         f"({backend.name()}); {[s.name for s in GPU_SHAPES]} run on a GPU only")
         repeats, warmup, compile_repeats = args.repeats, args.warmup, 3
         compile_steps, memory_steps = (10, 1000), 4096
     compile_steps = tuple(args.compile_steps or compile_steps)
@@ -272,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = environment()
     torch_info = torch_environment() if "torch" in args.peers else {}
+    max_rel_grad_diff = backend.matmul_rtol(MAX_REL_GRAD_DIFF)
     print(f"suite {SUITE}: {env['device_kind']} ({env['backend']}), {env['cpu_count']} CPUs, "
           f"jax {env['versions']['jax']}, {env['date']}; medians of {repeats} interleaved rounds "
           f"after {warmup} warm-up calls; torch: {torch_info or 'not run'}", flush=True)
@@ -286,8 +385,11 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             sides, skipped = make_sides(kind, s, args.peers)
             diff = fused_vs_generic(sides)
-            if diff is not None and diff > MAX_REL_GRAD_DIFF:
+            if diff is not None and diff > max_rel_grad_diff:
                 failed.append(f"{kind} {s.name}: fused vs generic {diff:.1e}")
+            cudnn_diff = cudnn_vs_ours(sides)
+            if cudnn_diff is not None and not cudnn_diff <= max_rel_grad_diff:
+                failed.append(f"{kind} {s.name}: cuDNN vs ours {cudnn_diff:.1e}")
             skipped_all.update({f"{kind}: {k}": v for k, v in skipped.items()})
             timings = time_interleaved({**sides, "peak matmul": peak_fn}, warmup=warmup,
                                        repeats=repeats)
@@ -303,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                        "gflops": rate / 1e9, "percent_of_peak": 100 * rate / peak_rate}
                 if name != OURS:
                     result = Result(case, ours_m, Measurement(peer_label(kind, name), t),
-                                    {"fused_vs_generic_rel_diff": diff})
+                                    {"fused_vs_generic_rel_diff": diff,
+                                     "cudnn_vs_ours_rel_diff": cudnn_diff})
                     results.append(result)
                     row["ratio_peer_over_ours"] = result.ratio
                     q = result.ratio_quartiles()
@@ -316,15 +419,32 @@ def main(argv: list[str] | None = None) -> int:
                       + (f"   peer/ours {ratio:5.2f}x" if ratio else ""), flush=True)
             print(f"  (peak matmul {peak_rate / 1e9:.1f} GFLOP/s in these rounds; fused vs "
                   f"generic loss and gradients within {diff if diff is None else f'{diff:.1e}'}"
-                  f" relative)", flush=True)
+                  f" relative" + ("" if cudnn_diff is None else
+                                  f"; cuDNN vs ours within {cudnn_diff:.1e}") + ")", flush=True)
             summary.append({"case": case.name, "cell": kind, "shape": dataclasses.asdict(s),
                             "step_gflop": flops / 1e9, "peak_gflops": peak_rate / 1e9,
-                            "sides": rows, "fused_vs_generic_rel_diff": diff})
+                            "sides": rows, "fused_vs_generic_rel_diff": diff,
+                            "cudnn_vs_ours_rel_diff": cudnn_diff})
 
     print()
     for label in dict.fromkeys(r.peer.label for r in results):
         print_table(f"{label} vs {OURS}", [r for r in results if r.peer.label == label])
         print()
+    goals = gpu_goals(summary)
+    if "lstm" in args.cells and CUDNN in args.peers and cudnn_unavailable("lstm"):
+        print(f"cuDNN peer: {cudnn_unavailable('lstm')}; the GPU goals (LSTM within "
+              f"{CUDNN_FACTOR}x of cuDNN and faster than Flax at B >= {GOAL_MIN_BATCH}) are not "
+              f"measured here", flush=True)
+    elif "lstm" in args.cells and not goals:
+        print(f"GPU goals: not measured (no LSTM shape with B >= {GOAL_MIN_BATCH} in this run)",
+              flush=True)
+    for g in goals:
+        r = g["ratio_peer_over_ours"]
+        verdict = "not measured" if g["met"] is None else ("met" if g["met"] else "NOT met")
+        print(f"GPU goal, lstm {g['case']}: {g['goal']}: peer/ours "
+              f"{'-' if r is None else f'{r:.2f}x'} (target >= {g['target']:.2f}x): {verdict}",
+              flush=True)
+    print()
 
     # compile time of our LSTM step, T short vs long
     base = shapes[0]
@@ -357,9 +477,9 @@ def main(argv: list[str] | None = None) -> int:
               "loss": "sum(ys ** 2), value_and_grad w.r.t. params and inputs, float32",
               "torch": torch_info, "compile_steps": list(compile_steps),
               "memory_shape": dataclasses.asdict(mem_shape),
-              "max_rel_grad_diff": MAX_REL_GRAD_DIFF}
+              "max_rel_grad_diff": max_rel_grad_diff}
     extra = {"cases": summary, "compile": compile_rows, "memory": memory_rows,
-             "skipped": skipped_all, "failed_checks": failed}
+             "skipped": skipped_all, "gpu_goals": goals, "failed_checks": failed}
     path = write_json(SUITE, results, out=args.out, config=config, extra=extra)
     print(f"wrote {path}")
     if failed:

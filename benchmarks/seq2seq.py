@@ -42,8 +42,15 @@ per second.
 Both sides are timed in interleaved rounds (``harness.time_interleaved``); ratios are ``peer
 time / our time`` per round (> 1: ours is faster); the headline is the median of the per-round
 ratios with their quartiles. PyTorch runs with ``torch.set_num_threads(cpu count)`` and
-``OMP_WAIT_POLICY=PASSIVE`` (set before torch is imported; see ``benchmarks/rnn.py``). Target:
->= 1.0x on both cases.
+``OMP_WAIT_POLICY=PASSIVE`` (set before torch is imported; see ``benchmarks/rnn.py``), on CUDA
+when JAX runs on a GPU and PyTorch sees one (``harness.torch_device``; sequence lengths stay on
+the CPU, as ``pack_padded_sequence`` wants them), else on the CPU. Target: >= 1.0x on both cases.
+
+Checks (the suite exits 1 when one fails): logits within ``MAX_ABS_LOGIT_DIFF`` of PyTorch's (on a
+GPU within ``backend.matmul_rtol`` of their scale, as float32 matmuls may run in TF32 there),
+every beam equal to PyTorch's (on the CPU; on a GPU a near-tie may order two beams differently,
+so the fraction equal is recorded and printed, not failed), the training losses within
+``MAX_REL_LOSS_DIFF`` (``backend.matmul_rtol`` of it).
 
 Run: ``python -m dlmodels bench seq2seq [--quick] [--rounds N]`` or
 ``python -m dlmodels.benchmarks.seq2seq``.
@@ -64,7 +71,8 @@ import numpy as np
 
 from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, finish,
                                          make_parser, print_table, time_interleaved,
-                                         torch_environment)
+                                         torch_device, torch_environment)
+from dlmodels import backend
 from dlmodels.data.batching import batch_indices
 from dlmodels.extras import optional_import
 
@@ -158,7 +166,7 @@ def torch_model_class():
 
         def encode(self, src, lengths):
             """``((h, c) [B, H] each, values [B, S, H], keys [B, S, H], mask [B, S])``;
-            ``lengths`` an int64 CPU tensor."""
+            ``lengths`` an int64 CPU tensor (``src`` on the module's device)."""
             S = src.shape[1]
             x = self.src_embed(src)                                          # [B, S, E]
             if bool((lengths == S).all()):
@@ -169,7 +177,7 @@ def torch_model_class():
                 out, (h, c) = self.encoder(packed)
                 values, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True,
                                                              total_length=S)   # 0 at padding
-            mask = torch.arange(S)[None, :] < lengths[:, None]
+            mask = torch.arange(S, device=src.device)[None, :] < lengths.to(src.device)[:, None]
             return (h[0], c[0]), values, self.w_h(values), mask
 
         def step(self, state, y_prev, values, keys, mask):
@@ -230,7 +238,7 @@ def torch_twin(s: Shape, params):
     torch.set_num_threads(os.cpu_count() or 1)
     module = torch_model_class()(s.vocab, s.vocab, s.embed, s.hidden)
     copy_params(module, params)
-    return module
+    return module.to(torch_device())
 
 
 def torch_loss(module, batch):
@@ -240,16 +248,19 @@ def torch_loss(module, batch):
 
     logits = module(batch["src"], batch["src_lengths"], batch["tgt_in"])        # [B, T, V]
     T = logits.shape[1]
-    mask = (torch.arange(T)[None, :] < batch["tgt_lengths"][:, None]).float()
+    mask = (torch.arange(T, device=logits.device)[None, :] < batch["tgt_lengths"][:, None]).float()
     nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["tgt_out"].reshape(-1),
                            reduction="none").reshape(mask.shape)
     return (nats * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 def torch_batch(batch: dict) -> dict:
+    """int64 tensors on ``torch_device()``, but ``src_lengths`` on the CPU (for packing)."""
     import torch
 
-    return {k: torch.from_numpy(np.asarray(v).astype(np.int64)) for k, v in batch.items()}
+    device = torch_device()
+    return {k: torch.from_numpy(np.asarray(v).astype(np.int64)).to(
+        "cpu" if k == "src_lengths" else device) for k, v in batch.items()}
 
 
 def torch_beam_search(module, src, lengths, *, beam_size: int, max_len: int, bos_id: int = BOS,
@@ -262,21 +273,22 @@ def torch_beam_search(module, src, lengths, *, beam_size: int, max_len: int, bos
     import torch
 
     B, K, N = src.shape[0], int(beam_size), int(max_len)
+    device = src.device
     with torch.no_grad():
         state, values, keys, mask = module.encode(src, lengths)
         state = tuple(x.repeat_interleave(K, dim=0) for x in state)
         values, keys, mask = (x.repeat_interleave(K, dim=0) for x in (values, keys, mask))
         V = module.out.out_features
         neg_inf = float("-inf")
-        only_eos = torch.full((V,), neg_inf)
+        only_eos = torch.full((V,), neg_inf, device=device)
         only_eos[eos_id] = 0.0
-        scores = torch.full((B, K), neg_inf)
+        scores = torch.full((B, K), neg_inf, device=device)
         scores[:, 0] = 0.0
-        lens = torch.zeros((B, K), dtype=torch.long)
-        ended = torch.zeros((B, K), dtype=torch.bool)
-        tokens = torch.full((B, K, N), eos_id, dtype=torch.long)
-        last = torch.full((B * K,), bos_id, dtype=torch.long)
-        base = (torch.arange(B) * K)[:, None]
+        lens = torch.zeros((B, K), dtype=torch.long, device=device)
+        ended = torch.zeros((B, K), dtype=torch.bool, device=device)
+        tokens = torch.full((B, K, N), eos_id, dtype=torch.long, device=device)
+        last = torch.full((B * K,), bos_id, dtype=torch.long, device=device)
+        base = (torch.arange(B, device=device) * K)[:, None]
         t = 0
         while t < N and not bool((ended | torch.isneginf(scores)).all()):
             logits, state = module.step(state, last, values, keys, mask)
@@ -394,10 +406,11 @@ def torch_beam(s: Shape, module):
     import torch
 
     src, lengths = (torch.from_numpy(a.astype(np.int64)) for a in _decode_inputs(s))
+    src = src.to(torch_device())
 
     def call():
         tokens, _ = torch_beam_search(module, src, lengths, beam_size=s.beam, max_len=s.max_len)
-        return tokens[:, 0].numpy()
+        return tokens[:, 0].cpu().numpy()
 
     return call
 
@@ -418,23 +431,24 @@ def twin_checks(s: Shape, model, params, module) -> dict:
                                   jnp.asarray(batch["tgt_in"])))
     tb = torch_batch(batch)
     with torch.no_grad():
-        theirs = module(tb["src"], tb["src_lengths"], tb["tgt_in"]).numpy()
+        theirs = module(tb["src"], tb["src_lengths"], tb["tgt_in"]).cpu().numpy()
     src, lengths = _decode_inputs(s)
     step_fn, state = seq2seq.decoder(model, p, jnp.asarray(src), jnp.asarray(lengths),
                                      beam_size=s.beam)
     tokens, scores = jax.jit(lambda st: seq2seq.beam_search(
         step_fn, st, batch_size=len(src), beam_size=s.beam, max_len=s.max_len, bos_id=BOS,
         eos_id=EOS))(state)
-    t_tokens, t_scores = torch_beam_search(module, torch.from_numpy(src.astype(np.int64)),
+    t_tokens, t_scores = torch_beam_search(module,
+                                           torch.from_numpy(src.astype(np.int64)).to(torch_device()),
                                            torch.from_numpy(lengths.astype(np.int64)),
                                            beam_size=s.beam, max_len=s.max_len)
-    tokens, t_tokens = np.asarray(tokens), t_tokens.numpy()
+    tokens, t_tokens, t_scores = np.asarray(tokens), t_tokens.cpu().numpy(), t_scores.cpu().numpy()
     same = np.all(tokens == t_tokens, axis=(1, 2))
     return {"max_abs_logit_diff": float(np.max(np.abs(ours - theirs))),
             "logit_scale": float(np.max(np.abs(theirs))),
             "beam_sentences_equal": float(np.mean(same)),
             "beam_max_abs_score_diff": float(np.max(np.abs(np.asarray(scores)
-                                                           - t_scores.numpy()))),
+                                                           - t_scores))),
             "best_beam_equal": float(np.mean(np.all(tokens[:, 0] == t_tokens[:, 0], axis=1)))}
 
 
@@ -507,10 +521,16 @@ def main(argv: list[str] | None = None) -> int:
     if module is not None:
         checks = twin_checks(shape, model, params0, module)
         print(f"  twin checks: {checks}", flush=True)
-        if not checks["max_abs_logit_diff"] <= MAX_ABS_LOGIT_DIFF:
+        logit_tol = max(MAX_ABS_LOGIT_DIFF, backend.matmul_rtol(0.0) * checks["logit_scale"])
+        if not checks["max_abs_logit_diff"] <= logit_tol:
             extra["failed_checks"].append(f"logits differ from PyTorch's: {checks}")
         if checks["beam_sentences_equal"] < 1.0:
-            extra["failed_checks"].append(f"beams differ from PyTorch's: {checks}")
+            if backend.name() == "cpu":
+                extra["failed_checks"].append(f"beams differ from PyTorch's: {checks}")
+            else:
+                print(f"  note: {checks['beam_sentences_equal']:.0%} of the sentences have every "
+                      f"beam equal to PyTorch's (TF32 near-ties; not failed off the CPU)",
+                      flush=True)
     extra["twin_checks"] = checks
 
     if "train" in args.parts:
@@ -522,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
             rel = float(np.max(np.abs(first[OURS] - first["torch"]) / np.abs(first["torch"])))
             checks_train = {"first_call_losses": {k: v.tolist() for k, v in first.items()},
                             "max_rel_loss_diff": rel}
-            if not rel <= MAX_REL_LOSS_DIFF:
+            if not rel <= backend.matmul_rtol(MAX_REL_LOSS_DIFF):
                 extra["failed_checks"].append(f"training losses differ: {checks_train}")
         else:
             checks_train = {"first_call_losses": {k: v.tolist() for k, v in first.items()}}

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dlmodels import data
+from dlmodels import backend, data
 from dlmodels.cnn import count_params, lenet5
 from dlmodels.plots import training_curves
 from dlmodels.train import TrainConfig, fit, make_evaluate
@@ -86,7 +86,7 @@ def train_and_test(model, splits: dict, *, epochs: int, batch_size: int, learnin
     start = time.perf_counter()
     result = fit(model.init, loss_fn, optimizer, splits["train"],
                  TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False,
-                             steps_per_call=1,   # convs inside lax.scan: see train/step.py
+                             steps_per_call=backend.conv_steps_per_call(100),
                              checkpoint_every=checkpoint_every),
                  eval_fn=eval_fn, eval_data=monitor, run_dir=run_dir, resume=run_dir is not None,
                  seeds=seeds)

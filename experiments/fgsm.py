@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dlmodels import losses
+from dlmodels import backend, losses
 from dlmodels.adversarial import adversarial_classifier, fgsm
 from dlmodels.cnn import lenet5
 from dlmodels.mlp import mlp
@@ -152,7 +152,8 @@ def main(config: Config, run_dir: str) -> dict:
                          optax.adam(optax.cosine_decay_schedule(config.learning_rate, steps)),
                          (x_train, splits["train"][1]),
                          TrainConfig(epochs=epochs, batch_size=config.batch_size, seed=config.seed,
-                                     progress=False, steps_per_call=1, checkpoint_every=500),
+                                     progress=False, checkpoint_every=500,
+                                     steps_per_call=backend.conv_steps_per_call(100)),
                          run_dir=os.path.join(run_dir, f"{name}_{training}"), resume=True)
             seconds = time.perf_counter() - start
             params = result.state.params

@@ -6,9 +6,10 @@ networks with the same convolutions (``dlmodels.cnn.convnet``, ``channels`` 5x5 
 ReLU, a dense ReLU layer, 10 logits) are trained on the unshifted training digits, one with 2x2 max
 pooling after each convolution and one without (its dense layer sees every position). Both are
 then tested on the test digits shifted by 0..``max_shift`` pixels (up, down, left and right,
-zero fill, averaged over the four directions), ``n_seeds`` seeds each. The seeds run one after
-another: on XLA:CPU a convolution vmapped over seeds (batched kernels) becomes a grouped
-convolution ~6x slower per member than a single run (``experiments/dropout.py`` says more).
+zero fill, averaged over the four directions), ``n_seeds`` seeds each. On the CPU the seeds run
+one after another: XLA:CPU turns a convolution vmapped over seeds (batched kernels) into a grouped
+convolution ~6x slower per member than a single run; elsewhere they train as one vmapped program
+(``dlmodels.backend.vmap_conv_seeds``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlmodels import backend
 from dlmodels.cnn import convnet
 from dlmodels.plots import figure, save
 from dlmodels.train import make_evaluate
@@ -61,19 +63,29 @@ def main(config: Config, run_dir: str) -> dict:
                         pool=pool)
         _, eval_fn = classifier(model.apply)
         evaluate = jax.jit(make_evaluate(eval_fn, 1000))
-        by_seed, seconds = [], 0.0
-        for seed in seeds:       # one run per seed: see the module docstring on vmapped convs
-            fitted, _, run_seconds = train_and_test(
-                model, splits, epochs=config.epochs, batch_size=config.batch_size,
-                learning_rate=config.learning_rate, seed=seed,
-                run_dir=os.path.join(run_dir, f"{pool or 'nopool'}_seed{seed}"))
-            seconds += run_seconds
+        by_seed, seconds, trained = [], 0.0, []
+        train = dict(epochs=config.epochs, batch_size=config.batch_size,
+                     learning_rate=config.learning_rate)
+        if backend.vmap_conv_seeds():
+            fitted, _, seconds = train_and_test(
+                model, splits, **train, seed=seeds[0], seeds=seeds,
+                run_dir=os.path.join(run_dir, f"{pool or 'nopool'}_seeds"))
+            trained = [jax.tree.map(lambda a, i=i: a[i], fitted.state.params)
+                       for i in range(len(seeds))]
+        else:
+            for seed in seeds:
+                fitted, _, run_seconds = train_and_test(
+                    model, splits, **train, seed=seed,
+                    run_dir=os.path.join(run_dir, f"{pool or 'nopool'}_seed{seed}"))
+                seconds += run_seconds
+                trained.append(fitted.state.params)
+        for params in trained:
             accuracy = []
             for k in results["shifts"]:
                 moves = [(0, 0)] if k == 0 else [(k, 0), (-k, 0), (0, k), (0, -k)]
                 accuracy.append(float(np.mean([
-                    evaluate(fitted.state.params, (jnp.asarray(shift(x_test, dy, dx)),
-                                                   jnp.asarray(y_test)))["accuracy"]
+                    evaluate(params, (jnp.asarray(shift(x_test, dy, dx)),
+                                      jnp.asarray(y_test)))["accuracy"]
                     for dy, dx in moves])))
             by_seed.append(accuracy)
         by_shift = np.asarray(by_seed).T.tolist()                            # [shifts, n_seeds]
@@ -81,7 +93,7 @@ def main(config: Config, run_dir: str) -> dict:
             "accuracy_by_shift": by_shift,
             "mean_accuracy_by_shift": [float(np.mean(a)) for a in by_shift],
             "train_seconds": round(seconds, 1),
-            "n_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(fitted.state.params))),
+            "n_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(trained[0]))),
         }
         print(f"{name}: accuracy by shift "
               + " ".join(f"{a:.3f}" for a in results["networks"][name]["mean_accuracy_by_shift"]),

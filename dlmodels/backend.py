@@ -1,0 +1,62 @@
+"""Choices that depend on the device JAX runs on: the XLA:CPU work-arounds, taken only on the CPU.
+
+Each function takes ``backend`` (``jax.default_backend()`` when None: ``"cpu"``, ``"gpu"`` for
+CUDA and ROCm, ``"tpu"``), so the same script runs unchanged under ``JAX_PLATFORMS=cpu`` and
+``JAX_PLATFORMS=cuda`` and the choice is made in one place. The measurements behind each choice
+are in ``benchmarks/RESULTS.md`` ("conv", "Two findings that matter more than the table").
+"""
+
+from __future__ import annotations
+
+import jax
+
+BACKENDS = ("cpu", "gpu", "tpu")
+
+
+def name(backend: str | None = None) -> str:
+    """``backend``, or ``jax.default_backend()`` when None; ValueError for an unknown name."""
+    backend = jax.default_backend() if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    return backend
+
+
+def conv_steps_per_call(default: int, backend: str | None = None) -> int:
+    """``TrainConfig.steps_per_call`` for a network with convolutions: 1 on the CPU, ``default``
+    elsewhere.
+
+    XLA:CPU runs convolutions inside a ``while`` loop (the trainer's ``lax.scan`` over steps) up
+    to 20x slower than the same step jitted alone (a 16-32 map convnet: 0.87 s vs 0.04 s per
+    step; LeNet-5: 3x, 2-core CPU), so on the CPU each call makes one update without a loop.
+    Elsewhere the loop saves a host round trip per step, the trainer's default (not yet measured
+    on a GPU in this repository).
+    """
+    if default < 1:
+        raise ValueError(f"steps_per_call must be >= 1, got {default}")
+    return 1 if name(backend) == "cpu" else default
+
+
+def vmap_conv_seeds(backend: str | None = None) -> bool:
+    """Whether K seeds of a convolutional network should train as one vmapped program
+    (``fit(..., seeds=...)``) rather than one run after another: False on the CPU, True elsewhere.
+
+    XLA:CPU turns a convolution vmapped over seeds (batched kernels) into a grouped convolution
+    ~6x slower per member than a single run (2 seeds of a 16-32 convnet at batch 128: 390 ms vs
+    31 ms per step, 2-core CPU). On a GPU, cuDNN runs a grouped convolution as one kernel, so
+    the vmapped program is expected to be the fast way (not yet measured in this repository).
+    """
+    return name(backend) != "cpu"
+
+
+def matmul_rtol(cpu_rtol: float, backend: str | None = None) -> float:
+    """The relative tolerance for two float32 computations of the same function to agree:
+    ``cpu_rtol`` on the CPU, at least 1e-2 on a GPU and 5e-2 on a TPU.
+
+    On the CPU float32 dots and convolutions round to float32 (unit roundoff 2^-24). JAX's default
+    matmul precision lets a GPU (Ampere and later) multiply in TF32 (10-bit mantissa, unit roundoff
+    2^-11 ~ 5e-4) and a TPU in one bfloat16 pass (2^-8 ~ 4e-3), as cuDNN and PyTorch's convolutions
+    do by default, so two programs that order their sums differently agree only to ~1e-3 or ~1e-2
+    there: still far below what a different function gives. (Bounds from the formats, not yet
+    measured on a device in this repository.)
+    """
+    return max(cpu_rtol, {"cpu": 0.0, "gpu": 1e-2, "tpu": 5e-2}[name(backend)])
