@@ -1,7 +1,9 @@
 """Orbax checkpoints of a ``TrainState`` together with the run's config and step.
 
 Layout: ``<directory>/<step>/state`` (params as nested dicts, the optimizer state's leaves, the
-step, the key and the carried model state's leaves, if it has any) and ``<directory>/<step>/config`` (JSON). Orbax writes each checkpoint to a
+step, the key and the carried model state's leaves, if it has any) and ``<directory>/<step>/config``
+(JSON). A state sharded over a mesh is saved by all processes together (orbax's multi-host path) and
+restored whole, whatever the mesh or device count that wrote it (``fit`` places it on its own). Orbax writes each checkpoint to a
 temporary directory and renames it when complete, so a crash during a save leaves the earlier ones
 intact; a checkpoint that cannot be read raises ``CheckpointError`` and nothing is overwritten.
 """
@@ -56,7 +58,10 @@ class Checkpointer:
         self.directory = os.path.abspath(os.fspath(directory))
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                enable_async_checkpointing=False)
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options,
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "config": ocp.JsonCheckpointHandler()})
 
     def steps(self) -> list[int]:
         """The steps of the complete checkpoints present, oldest first."""
@@ -82,8 +87,13 @@ class Checkpointer:
                                   f"available steps: {steps}")
         path = os.path.join(self.directory, str(step))
         try:
+            # every leaf whole on this process's first device, whatever mesh wrote it: the
+            # trainer then places the state on its own layout (sharded <-> unsharded)
+            device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                                  self._manager.item_metadata(step)["state"])
             restored = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore()))
+                state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore()))
         except Exception as e:  # orbax/tensorstore raise many types for damaged files
             raise CheckpointError(
                 f"checkpoint {path} could not be read ({type(e).__name__}: {e}). It was left as it "

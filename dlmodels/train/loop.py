@@ -23,8 +23,9 @@ from dlmodels.data.batching import batch_indices
 from dlmodels.train.checkpoint import Checkpointer, CheckpointError
 from dlmodels.train.estimators import as_estimator
 from dlmodels.train.state import TrainState, init_state, init_states, set_hyperparams
-from dlmodels.train.step import (Objective, make_evaluate, make_train_steps,
-                                 make_vmapped_train_steps)
+from dlmodels.train import sharding
+from dlmodels.train.step import (Objective, make_evaluate, make_sharded_train_steps,
+                                 make_train_steps, make_vmapped_train_steps)
 
 
 class NonFiniteError(FloatingPointError):
@@ -125,12 +126,12 @@ def _losses_from_json(saved: dict | None) -> list[np.ndarray]:
     return [np.where(a == None, np.nan, a).astype(np.float64).astype(saved["dtype"])]  # noqa: E711
 
 
-def _read_history(path: str, step: int) -> list[dict]:
+def _read_history(path: str, step: int, *, write: bool = True) -> list[dict]:
     """The entries of ``path`` (metrics.jsonl) that an uninterrupted run has at ``step``: complete
     (newline-terminated, parseable) lines with ``entry["step"] <= step``, except the entry of an
     earlier stop by ``max_steps`` (``"partial": true``, not at an epoch/eval boundary). The file is
     rewritten with exactly those lines (a torn last line and lines written after the checkpoint
-    are dropped), so appending continues it."""
+    are dropped), so appending continues it (by the process that writes, ``write``)."""
     kept: list[dict] = []
     if os.path.exists(path):
         with open(path) as f:
@@ -143,10 +144,11 @@ def _read_history(path: str, step: int) -> list[dict]:
             if isinstance(entry, dict) and entry.get("step", math.inf) <= step \
                     and not entry.get("partial"):
                 kept.append(entry)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(json.dumps(e) + "\n" for e in kept)
-    os.replace(tmp, path)
+    if write:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in kept)
+        os.replace(tmp, path)
     return kept
 
 
@@ -166,7 +168,7 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
         eval_data=None, probe_fn: Callable[[Any], dict] | None = None,
         run_dir: str | os.PathLike | None = None, resume: bool = False,
         seeds: Sequence[int] | None = None, hyperparams: dict | None = None,
-        record: dict | None = None) -> FitResult:
+        record: dict | None = None, mesh: jax.sharding.Mesh | None = None) -> FitResult:
     """Train ``init_fn``'s params on ``train_data`` by minimising ``loss_fn`` with ``optimizer``.
 
     ``train_data``/``eval_data``: pytrees (e.g. ``(x, y)``) of arrays with a leading example axis.
@@ -192,7 +194,20 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
     bitwise those of an uninterrupted run; a run whose checkpoint is at the last step returns at
     once. Without ``resume`` a directory that already holds checkpoints is refused rather than
     overwritten.
+
+    ``mesh``: a ``jax.sharding.Mesh`` with axes among ``"data"`` and ``"seeds"``
+    (:mod:`dlmodels.train.sharding`; ``None``: the mesh of an enclosing ``sharding.use_mesh``, or
+    one device). Each global batch of ``config.batch_size`` is sharded over ``"data"`` (the same
+    examples in the same order as on one device, so the result is the single-device result to
+    float rounding); K runs are spread over ``"seeds"``; params and optimizer state are replicated
+    and XLA reduces the gradients inside the jitted step. After ``jax.distributed.initialize`` the
+    processes run one program: each loads only its rows of every batch, process 0 alone writes
+    metrics.jsonl, and all write the checkpoints together (orbax). Checkpoints restore across
+    layouts: a sharded run resumes on one device and vice versa. The returned state is fully
+    replicated over the mesh.
     """
+    if mesh is None:
+        mesh = sharding.current_mesh()
     if hyperparams:
         sizes = {len(v) for v in hyperparams.values()}
         if len(sizes) != 1:
@@ -210,6 +225,10 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
     validation.check_finite("train_data", train_data)
     if eval_data is not None:
         validation.check_finite("eval_data", eval_data)
+    layout = (None if mesh is None else
+              sharding.Layout(mesh, len(seeds) if multi else None, config.batch_size))
+    writer = jax.process_index() == 0
+    host_data = None if layout is None else jax.tree.map(np.asarray, train_data)
     data = jax.device_put(jax.tree.map(jnp.asarray, train_data))
     sizes = {a.shape[0] for a in jax.tree.leaves(data)}
     if len(sizes) != 1:
@@ -250,19 +269,28 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
             period_state = restored.get("period") or {}
             pending = _losses_from_json(period_state.get("losses"))
             skipped = int(period_state.get("skipped", 0))
-        history = _read_history(metrics_path, int(np.max(np.asarray(state.step))))
+        history = _read_history(metrics_path, int(np.max(np.asarray(state.step))), write=writer)
     elif resume:
         raise ValueError("resume=True needs a run_dir holding checkpoints")
 
     halt = config.on_nonfinite == "raise"
-    run = jax.jit(make_vmapped_train_steps(estimator, optimizer, halt_on_nonfinite=halt) if multi
-                  else make_train_steps(estimator, optimizer, halt_on_nonfinite=halt))
+    out = {} if layout is None else {"out_shardings": layout.replicated}
+    if layout is not None:
+        state = layout.place_state(state)
+        run = make_sharded_train_steps(estimator, optimizer, layout, halt_on_nonfinite=halt)
+    else:
+        run = jax.jit(make_vmapped_train_steps(estimator, optimizer, halt_on_nonfinite=halt)
+                      if multi else make_train_steps(estimator, optimizer, halt_on_nonfinite=halt))
     evaluate = None
     if eval_fn is not None and eval_data is not None:
-        evaluate = make_evaluate(eval_fn, config.eval_batch_size)
-        evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)) if multi else evaluate)
-        eval_data = jax.device_put(jax.tree.map(jnp.asarray, eval_data))
-    probe = None if probe_fn is None else jax.jit(jax.vmap(probe_fn) if multi else probe_fn)
+        constrain = (layout.constrain_batch if layout is not None
+                     and config.eval_batch_size % layout.data_devices == 0 else None)
+        evaluate = make_evaluate(eval_fn, config.eval_batch_size, constrain=constrain)
+        evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None)) if multi else evaluate, **out)
+        eval_data = (jax.device_put(jax.tree.map(jnp.asarray, eval_data)) if layout is None
+                     else layout.place(eval_data, layout.replicated))
+    probe = (None if probe_fn is None
+             else jax.jit(jax.vmap(probe_fn) if multi else probe_fn, **out))
 
     def save(state):
         checkpointer.save(state, config={**saved, "period": {
@@ -272,7 +300,8 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
     final: dict = {}
     step = int(np.max(np.asarray(state.step)))
     t_entry = time.perf_counter()
-    bar = tqdm(total=stop, initial=step, disable=not _progress_enabled(config.progress),
+    bar = tqdm(total=stop, initial=step,
+               disable=not (writer and _progress_enabled(config.progress)),
                unit="step", dynamic_ncols=True)
     try:
         while step < stop:
@@ -283,7 +312,10 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
                 length = min(length, config.checkpoint_every - step % config.checkpoint_every)
             idx = batch_indices(data_key, n, config.batch_size, epoch=epoch,
                                 shuffle=config.shuffle)[offset:offset + length]
-            state, metrics = run(state, data, jnp.asarray(idx))
+            if layout is None:
+                state, metrics = run(state, data, jnp.asarray(idx))
+            else:
+                state, metrics = run(state, layout.load_batches(host_data, idx))
             finite = np.asarray(metrics.finite)  # [S] or [K, S]
             if not finite.all():
                 bad = np.argwhere(~finite.reshape(-1, length))  # rows: (run, step in call)
@@ -318,7 +350,7 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
                         s = summarize(entry[k])
                         entry[f"{k}_mean"], entry[f"{k}_std"] = s["mean"], s["std"]
                 history.append(entry)
-                if metrics_path:
+                if metrics_path and writer:
                     with open(metrics_path, "a") as f:
                         f.write(json.dumps(entry) + "\n")
                 bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)
@@ -338,4 +370,6 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
         if step not in checkpointer.steps():
             save(state)
         checkpointer.close()
+    if layout is not None:
+        state = layout.gather(state)
     return FitResult(state, history, final)

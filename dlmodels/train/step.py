@@ -72,19 +72,25 @@ def make_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation
     return _scanned(make_train_step(loss_fn, optimizer), _select, halt_on_nonfinite, vmapped=False)
 
 
-def _scanned(train_step, select, halt_on_nonfinite: bool, *, vmapped: bool):
+def _scanned(train_step, select, halt_on_nonfinite: bool, *, vmapped: bool,
+             gathered: bool = False, constrain=None):
     """``run(state, data, indices)``: ``train_step`` scanned over the rows of ``indices``, with the
     non-finite halt. ``vmapped``: the state has a leading run axis K; each batch is gathered once
-    and broadcast to the K runs, and the metrics come back ``[K, S]``."""
+    and broadcast to the K runs, and the metrics come back ``[K, S]``. ``gathered``: instead
+    ``run(state, batches)`` with the batches already gathered, ``[S, B, ...]`` (the sharded path,
+    where each process loads its own rows). ``constrain(batch)``: a sharding constraint put on
+    each step's batch (``[K, B, ...]`` when vmapped)."""
 
-    def run(state: TrainState, data, indices: jax.Array):
+    def run(state: TrainState, data, indices: jax.Array | None = None):
         n_runs = state.step.shape[0] if vmapped else None
 
-        def body(carry, idx):
+        def body(carry, xs):
             state, halted = carry
-            batch = jax.tree.map(lambda a: a[idx], data)  # gathered once for all runs
+            batch = xs if gathered else jax.tree.map(lambda a: a[xs], data)  # once for all runs
             if vmapped:
                 batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_runs,) + a.shape), batch)
+            if constrain is not None:
+                batch = constrain(batch)
             new, metrics = train_step(state, batch)
             if halt_on_nonfinite:
                 halted = halted | ~metrics.finite
@@ -92,19 +98,37 @@ def _scanned(train_step, select, halt_on_nonfinite: bool, *, vmapped: bool):
             return (new, halted), metrics
 
         halted = jnp.zeros((n_runs,), bool) if vmapped else jnp.array(False)
-        if indices.shape[0] == 1:
+        xs = data if gathered else indices
+        if jax.tree.leaves(xs)[0].shape[0] == 1:
             # one step per call without a loop: XLA:CPU runs some convolutions inside a while
             # loop ~20x slower than outside (a 16-32 map convnet step: 0.87 s vs 0.04 s), so
             # conv nets train with steps_per_call=1
-            (state, _), metrics = body((state, halted), indices[0])
+            (state, _), metrics = body((state, halted), jax.tree.map(lambda a: a[0], xs))
             metrics = jax.tree.map(lambda a: a[None], metrics)
         else:
-            (state, _), metrics = jax.lax.scan(body, (state, halted), indices)
+            (state, _), metrics = jax.lax.scan(body, (state, halted), xs)
         if vmapped:
             metrics = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), metrics)  # [S, K] -> [K, S]
         return state, metrics
 
     return run
+
+
+def make_sharded_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation,
+                             layout, *, halt_on_nonfinite: bool = True):
+    """``run(state, batches) -> (state, StepMetrics)`` for a mesh: the steps of
+    :func:`make_train_steps` (one run) or :func:`make_vmapped_train_steps` (``layout.n_runs``
+    runs) on batches ``[S, B, ...]`` already placed by ``layout``
+    (:class:`~dlmodels.train.sharding.Layout`), B sharded over its data axes, the runs' state over
+    ``"seeds"``. The jitted program keeps the state's sharding from call to call."""
+    step = make_train_step(loss_fn, optimizer)
+    if layout.n_runs is None:
+        run = _scanned(step, _select, halt_on_nonfinite, vmapped=False, gathered=True)
+    else:
+        run = _scanned(jax.vmap(step), jax.vmap(_select), halt_on_nonfinite, vmapped=True,
+                       gathered=True, constrain=layout.constrain_runs)
+    return jax.jit(run, in_shardings=(layout.state, layout.batches),
+                   out_shardings=(layout.state, layout.replicated))
 
 
 def make_vmapped_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation, *,
@@ -129,11 +153,12 @@ def make_vmapped_train_steps(loss_fn: Objective, optimizer: optax.GradientTransf
                     halt_on_nonfinite, vmapped=True)
 
 
-def make_evaluate(eval_fn: Callable[[Any, Any], dict], batch_size: int):
+def make_evaluate(eval_fn: Callable[[Any, Any], dict], batch_size: int, *, constrain=None):
     """``evaluate(params, data) -> {name: mean over examples}`` in one compiled call.
 
     ``eval_fn(params, batch) -> {name: per-example values [B]}``. The data are cut into batches of
     ``batch_size``; the last one is padded and the padding masked out of the means.
+    ``constrain(batch)``: a sharding constraint on each batch (a mesh's data axis).
     """
 
     def evaluate(params, data) -> dict:
@@ -146,7 +171,8 @@ def make_evaluate(eval_fn: Callable[[Any, Any], dict], batch_size: int):
 
         def body(totals, xs):
             i, m = xs
-            values = eval_fn(params, jax.tree.map(lambda a: a[i], data))
+            batch = jax.tree.map(lambda a: a[i], data)
+            values = eval_fn(params, batch if constrain is None else constrain(batch))
             return jax.tree.map(lambda t, v: t + jnp.sum(jnp.where(m, v, 0.0)), totals, values), None
 
         first = jax.eval_shape(eval_fn, params, jax.tree.map(lambda a: a[idx[0]], data))
