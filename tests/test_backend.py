@@ -1,7 +1,10 @@
 """The backend-chosen work-arounds (dlmodels.backend) and the GPU-only code paths that can be run
 on the CPU: our LSTM against jax.experimental.rnn's pure-JAX reference of cuDNN's LSTM on the
-packed weights of rnn.lstm_to_cudnn, the rnn suite's GPU goals and its cuDNN peer's absence here,
-and translation_invariance's vmapped-seeds path (taken on a GPU) against its per-seed runs."""
+packed weights of rnn.lstm_to_cudnn; the rnn suite's cuDNN peer (absent here; with cuDNN replaced by
+that reference, the suite's GPU flow and goals); translation_invariance's vmapped-seeds path (taken
+on a GPU) against its per-seed runs; benchmarks/gpu.sh covering every suite. No GPU is needed."""
+
+import json
 
 import jax
 import jax.numpy as jnp
@@ -172,18 +175,20 @@ def test_translation_invariance_gpu_path_equals_cpu_path(tmp_path, monkeypatch):
                                    row["accuracy_by_shift"], atol=1e-6)
 
 
+def _lstm_on_cpu(x, h0, c0, weights, seq_lengths, input_size, hidden_size, num_layers, dropout,
+                 bidirectional):
+    """``jax.experimental.rnn.lstm`` (cuDNN, GPU only) as its pure-JAX reference."""
+    unpacked = jax_rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers,
+                                           bidirectional)
+    return jax_rnn.lstm_ref(x, h0, c0, *unpacked, seq_lengths, input_size, hidden_size,
+                            num_layers, dropout, bidirectional)
+
+
 def test_cudnn_peer_computes_our_step(monkeypatch):
     """The suite's cuDNN side, with jax.experimental.rnn.lstm (GPU only) replaced by its pure-JAX
     reference on the unpacked weights: the same loss and gradients as our step, so the suite's
     on-device check (cudnn_vs_ours) passes for the right reason."""
-    def lstm_on_cpu(x, h0, c0, weights, seq_lengths, input_size, hidden_size, num_layers,
-                    dropout, bidirectional):
-        unpacked = jax_rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers,
-                                               bidirectional)
-        return jax_rnn.lstm_ref(x, h0, c0, *unpacked, seq_lengths, input_size, hidden_size,
-                                num_layers, dropout, bidirectional)
-
-    monkeypatch.setattr(jax_rnn, "lstm", lstm_on_cpu)
+    monkeypatch.setattr(jax_rnn, "lstm", _lstm_on_cpu)
     s = rnn_suite.Shape("small", 3, 6, 5, 4)
     sides = {"dlmodels": rnn_suite._ours_side("lstm", s), rnn_suite.CUDNN: rnn_suite._cudnn("lstm", s)}
     assert rnn_suite.cudnn_vs_ours(sides) < 1e-5
@@ -191,3 +196,53 @@ def test_cudnn_peer_computes_our_step(monkeypatch):
     step, weights, xs = rnn_suite.cudnn_lstm(s)
     sides[rnn_suite.CUDNN] = lambda: step(weights * 1.01, xs)
     assert rnn_suite.cudnn_vs_ours(sides) > 1e-3
+
+
+# -- the prepared GPU script ------------------------------------------------------------------------
+
+def test_gpu_script_covers_every_suite(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+
+    script = pathlib.Path(__file__).parents[1] / "benchmarks" / "gpu.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    out = subprocess.run([str(script), str(tmp_path), "--dry-run"], capture_output=True,
+                         text=True, check=True, env=env).stdout
+    suites = {p.stem for p in script.parent.glob("*.py")} - {"__init__", "harness"}
+    ran = {line.split("dlmodels bench ")[1].split()[0] for line in out.splitlines()
+           if "dlmodels bench " in line}
+    assert ran == suites
+    assert "JAX_PLATFORMS=cuda" in out                      # the default
+    for suite in suites:                                     # each report lands in OUT_DIR
+        assert f"--out {tmp_path}/{suite}.json" in out
+    assert list(tmp_path.iterdir()) == []                    # a dry run writes nothing
+
+
+def test_rnn_suite_gpu_flow_on_cpu(monkeypatch, tmp_path, capsys):
+    """The suite's main as it runs on a GPU (backend "gpu", cuDNN replaced by its reference, tiny
+    shapes): the cuDNN side is timed and checked, the B >= 64 shape gets its goals, and they are
+    printed and recorded."""
+    monkeypatch.setattr(jax_rnn, "lstm", _lstm_on_cpu)
+    monkeypatch.setattr(backend, "name", lambda b=None: "gpu" if b is None else b)
+    monkeypatch.setattr(rnn_suite, "SHAPES", (rnn_suite.Shape("small", 4, 5, 6, 8),))
+    monkeypatch.setattr(rnn_suite, "GPU_SHAPES", (rnn_suite.Shape("B64-small", 64, 5, 6, 8),))
+    out = tmp_path / "rnn.json"
+    assert rnn_suite.main(["--cells", "lstm", "--peers", "flax LSTMCell", rnn_suite.CUDNN,
+                           "--repeats", "1", "--warmup", "0", "--compile-steps", "2", "4",
+                           "--memory-steps", "4", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [c["case"] for c in report["cases"]] == ["lstm small", "lstm B64-small"]
+    for case in report["cases"]:
+        assert case["cudnn_vs_ours_rel_diff"] < 1e-5
+        assert {r["side"] for r in case["sides"]} == {"dlmodels", "flax LSTMCell", rnn_suite.CUDNN}
+    goals = report["gpu_goals"]
+    assert [(g["case"], g["goal"]) for g in goals] == [("lstm B64-small", "within 1.5x of cuDNN"),
+                                                      ("lstm B64-small", "faster than Flax")]
+    sides = {r["side"]: r for r in report["cases"][1]["sides"]}
+    assert goals[0]["ratio_peer_over_ours"] == sides[rnn_suite.CUDNN]["ratio_peer_over_ours"]
+    assert goals[1]["ratio_peer_over_ours"] == sides["flax LSTMCell"]["ratio_peer_over_ours"]
+    assert all(isinstance(g["met"], bool) for g in goals)
+    printed = capsys.readouterr().out
+    assert printed.count("GPU goal, lstm B64-small") == 2 and "cuDNN peer: not measured" not in printed
