@@ -4,6 +4,8 @@
 # Usage: benchmarks/gpu.sh [OUT_DIR] [--dry-run]
 #   OUT_DIR    where the JSON reports, the logs and summary.tsv go (default $OUT, else ./gpu-results)
 #   --dry-run  print the commands and their time limits, run nothing
+# Needs jax's CUDA build (pip install -U "jax[cuda12]") and dlmodels installed (pip install -e
+# ".[dev,bench]"); stops after the device check if JAX cannot start on JAX_PLATFORMS.
 # Environment: JAX_PLATFORMS (default cuda), PYTHON (default python), BUDGET_S (default 540: the
 # whole script stops starting new steps when less than 10 s of it is left; each step also has its
 # own `timeout`).
@@ -21,7 +23,7 @@ OUT_DIR="" DRY_RUN=0
 for arg in "$@"; do
     case "$arg" in
         --dry-run) DRY_RUN=1 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         -*) echo "unknown option $arg" >&2; exit 2 ;;
         *) OUT_DIR="$arg" ;;
     esac
@@ -34,7 +36,7 @@ BUDGET_S="${BUDGET_S:-540}"
 mkdir -p "$OUT_DIR"
 SUMMARY="$OUT_DIR/summary.tsv"
 [ "$DRY_RUN" = 1 ] || printf 'step\texit\tseconds\tlimit_s\n' > "$SUMMARY"
-FAILED=0
+FAILED=0 LAST_RC=0
 
 # step NAME LIMIT_S COMMAND...: run COMMAND under `timeout`, output to OUT_DIR/NAME.log
 step() {
@@ -54,6 +56,7 @@ step() {
     echo "[$name] (limit ${limit}s) $*"
     local start=$SECONDS rc=0
     timeout -k 5 "$limit" "$@" > "$OUT_DIR/$name.log" 2>&1 || rc=$?
+    LAST_RC=$rc
     printf '%s\t%s\t%s\t%s\n' "$name" "$rc" $((SECONDS - start)) "$limit" >> "$SUMMARY"
     if [ "$rc" != 0 ]; then
         FAILED=1
@@ -76,6 +79,11 @@ run() {     # run EXPERIMENT LIMIT_S OPTIONS...
 echo "JAX_PLATFORMS=$JAX_PLATFORMS, reports in $OUT_DIR, budget ${BUDGET_S}s"
 step nvidia-smi 15 nvidia-smi
 step devices 60 "$PY" -c 'import jax, dlmodels.backend as b; print(jax.devices(), b.name())'
+if [ "$LAST_RC" != 0 ]; then
+    echo "JAX cannot start with JAX_PLATFORMS=$JAX_PLATFORMS (devices.log); for CUDA install" \
+         "jax's CUDA build (pip install -U 'jax[cuda12]') and dlmodels (pip install -e '.[dev,bench]')"
+    exit 1
+fi
 
 # the measured part first: the LSTM step against cuDNN, Flax, PyTorch, ... at B >= 64
 bench rnn 150 --cells lstm --shapes B64-T256-H256 B256-T64-H512 --repeats 5 \
