@@ -4,6 +4,10 @@
     dlmodels run NAME [--key value ...]    run an experiment (keys are its Config's fields)
     dlmodels run NAME --help               the experiment's options: types, defaults, one line each
     dlmodels run NAME --resume RUN_DIR     continue a run that was killed, with its saved config
+    dlmodels run NAME --mesh data=8        train on 8 devices (data parallel); seeds=4,data=2 also
+                                           spreads a sweep's runs
+    dlmodels launch --processes N -- run NAME ...
+                                           N local processes that run as one (jax.distributed)
     dlmodels bench SUITE [args ...]        run a benchmark suite (benchmarks/SUITE.py)
     dlmodels data fetch NAME               fetch a data set into the cache (dlmodels data list)
 
@@ -16,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 RUN_USAGE = ("dlmodels run NAME [--OPTION VALUE ...] "
-             "[--root DIR | --run-dir DIR | --resume RUN_DIR] [--debug]")
+             "[--root DIR | --run-dir DIR | --resume RUN_DIR] [--mesh SPEC] "
+             "[--coordinator HOST:PORT --num-processes N --process-id I] [--debug]")
+LAUNCH_USAGE = "dlmodels launch --processes N [--coordinator HOST:PORT] [--] run NAME ..."
 
 
 def _suites() -> list[str]:
@@ -56,7 +63,21 @@ def _run_help(name: str, module) -> str:
               "  --run-dir DIR     run in DIR (which must not hold a run yet)",
               "  --resume RUN_DIR  continue the run in RUN_DIR with the config saved there",
               "                    (options given again must agree); finished phases return at once",
-              "  --debug           show the traceback of a library error"]
+              "  --debug           show the traceback of a library error",
+              "",
+              "devices and processes:",
+              "  --mesh SPEC       train on a mesh of devices: data=8 (each batch split over 8",
+              "                    devices), seeds=4,data=2 (a sweep's runs over 4, each on 2);",
+              "                    on a CPU the devices are made (XLA host devices); recorded in",
+              "                    config.json. Default: none (one device), or data=<all devices>",
+              "                    with several processes",
+              "  --coordinator HOST:PORT  process 0's host and a free port (env",
+              "                    DLMODELS_COORDINATOR or JAX_COORDINATOR_ADDRESS)",
+              "  --num-processes N the number of processes (env DLMODELS_NUM_PROCESSES or",
+              "                    JAX_NUM_PROCESSES); each host runs the same command",
+              "  --process-id I    this process's id, 0 .. N-1 (env DLMODELS_PROCESS_ID or",
+              "                    JAX_PROCESS_ID); process 0 writes the records",
+              "  (dlmodels launch --processes N -- run NAME ... starts N processes here)"]
     return "\n".join(lines)
 
 
@@ -80,8 +101,54 @@ def _library_error(name: str, e: BaseException) -> tuple[str, str] | None:
             f"hint: {hint} (--debug shows the traceback)")
 
 
+def _check_run(name: str, module, args):
+    """Every check of ``dlmodels run`` made before any work (``ValueError`` on failure): returns
+    ``(changes, processes, mesh shape)``; nothing is started or written."""
+    from dlmodels import distributed, experiment
+    from dlmodels.train import sharding
+
+    if args.resume is not None and (args.run_dir is not None or args.root is not None):
+        raise ValueError("--resume RUN_DIR continues that run: drop --run-dir and --root")
+    changes = experiment.parse_overrides(module.Config, args.overrides)
+    if args.resume is not None:  # the saved config, checked against the options given
+        experiment.saved_config(module, name, args.resume, changes)
+    else:
+        experiment.make_config(module, changes)  # every check, before any work
+        experiment.check_new_run_dir(args.run_dir)
+    processes = distributed.settings(args.coordinator, args.num_processes, args.process_id)
+    shape = None
+    if args.mesh is not None:
+        try:
+            shape = sharding.parse_mesh(args.mesh)
+        except ValueError as e:
+            raise ValueError(f"--mesh: {e}") from None
+        count = processes.num_processes if processes else 1
+        if distributed.mesh_size(shape) % count:
+            raise ValueError(f"--mesh {args.mesh} spans {distributed.mesh_size(shape)} devices, "
+                             f"which {count} processes cannot share evenly")
+    return changes, processes, shape
+
+
+def _make_mesh(shape, processes):
+    """The mesh of ``--mesh`` (CPU devices requested first: each process's share), or with
+    several processes and no ``--mesh`` one ``data`` axis over every device; ``None`` for one
+    process without ``--mesh``. ``ValueError`` when there are too few devices."""
+    import jax
+
+    from dlmodels import distributed
+    from dlmodels.train import sharding
+
+    if shape is not None:
+        share = distributed.mesh_size(shape) // (processes.num_processes if processes else 1)
+        if share > 1:
+            sharding.request_cpu_devices(share)
+    elif processes is not None:
+        shape = {"data": jax.device_count()}
+    return None if shape is None else sharding.make_mesh(shape)
+
+
 def _cmd_run(args) -> int:
-    from dlmodels import experiment
+    from dlmodels import distributed, experiment
 
     name = args.name
     try:
@@ -93,23 +160,44 @@ def _cmd_run(args) -> int:
         print(_run_help(name, module))
         return 0
     try:
-        if args.resume is not None and (args.run_dir is not None or args.root is not None):
-            raise ValueError("--resume RUN_DIR continues that run: drop --run-dir and --root")
-        changes = experiment.parse_overrides(module.Config, args.overrides)
-        if args.resume is not None:  # the saved config, checked against the options given
-            experiment.saved_config(module, name, args.resume, changes)
-            run_dir = args.resume
-        else:
-            experiment.make_config(module, changes)  # every check, before any work
-            experiment.check_new_run_dir(args.run_dir)
-            run_dir = args.run_dir or experiment.new_run_dir(name, args.root or "runs")
+        changes, processes, shape = _check_run(name, module, args)
     except ValueError as e:
         print(f"dlmodels run {name}: {e}", file=sys.stderr)
         return 2
+    if processes is not None:
+        try:
+            distributed.initialize(*processes)
+        except (RuntimeError, ValueError) as e:
+            print(f"dlmodels run {name}: cannot join the other processes: {e}", file=sys.stderr)
+            return _leave(processes, 1)
+    try:
+        mesh = _make_mesh(shape, processes)
+    except ValueError as e:
+        print(f"dlmodels run {name}: --mesh: {e}", file=sys.stderr)
+        return _leave(processes, 2)
+    return _leave(processes, _train(name, args, changes, mesh))
+
+
+def _train(name: str, args, changes, mesh) -> int:
+    """Run the experiment on ``mesh`` (``None``: one device) in the agreed run directory."""
+    import contextlib
+
+    from dlmodels import distributed, experiment
+    from dlmodels.train import sharding
+
+    if args.resume is not None:
+        run_dir = args.resume
+    elif args.run_dir is not None:
+        run_dir = args.run_dir
+    else:  # process 0 names the new run directory for all
+        run_dir = experiment.new_run_dir(name, args.root or "runs") if distributed.is_main() else ""
+    run_dir = distributed.broadcast_str(run_dir)
     print(f"run directory: {run_dir}  (if interrupted: dlmodels run {name} --resume {run_dir})",
           flush=True)
     try:
-        experiment.run(name, changes, run_dir=run_dir, resume=args.resume is not None)
+        with sharding.use_mesh(mesh) if mesh is not None else contextlib.nullcontext():
+            experiment.run(name, changes, run_dir=run_dir, resume=args.resume is not None)
+        distributed.barrier("dlmodels run: done")
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: dlmodels run {name} --resume {run_dir}",
               file=sys.stderr)
@@ -117,11 +205,80 @@ def _cmd_run(args) -> int:
     except Exception as e:
         report = _library_error(name, e)
         if report is None or args.debug:
-            raise
+            if distributed.process_count() == 1:
+                raise
+            import traceback
+
+            traceback.print_exc()
+            message = " ".join(str(e).split())[:300]
+            print(f"dlmodels run {name}: process {distributed.process_index()} of "
+                  f"{distributed.process_count()} stopped: {type(e).__name__}: {message} (if "
+                  f"another process died, its output says why)", file=sys.stderr)
+            return 1
         print("\n".join(report), file=sys.stderr)
         return 1
     print(f"\nresults: {run_dir}/results.json")
     return 0
+
+
+def _leave(processes, status: int) -> int:
+    """``status``; with several processes a failure ends this process at once (``os._exit``):
+    its heartbeats stop, so the others abort within the heartbeat timeout instead of waiting
+    in jax.distributed's shutdown barrier."""
+    if processes is not None and status != 0:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _cmd_launch(args) -> int:
+    from dlmodels import distributed, experiment
+
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        print(f"usage: {LAUNCH_USAGE}\ndlmodels launch: name the command to run, e.g. "
+              f"-- run mlp --mesh data=2", file=sys.stderr)
+        return 2
+    if args.processes < 1:
+        print(f"dlmodels launch: --processes must be >= 1, got {args.processes}", file=sys.stderr)
+        return 2
+    try:
+        if args.coordinator is not None:
+            distributed.check_address(args.coordinator, "--coordinator")
+        taken = {"--coordinator", "--num-processes", "--process-id"} & {
+            a.partition("=")[0] for a in argv}
+        if taken:
+            raise ValueError(f"{', '.join(sorted(taken))}: the launcher sets these for each "
+                             f"process; drop them from the command")
+    except ValueError as e:
+        print(f"dlmodels launch: {e}", file=sys.stderr)
+        return 2
+    log_dir = None
+    if argv[0] == "run":  # check the options here, once, and agree on the run directory
+        parsed, rest = _parser().parse_known_args(argv)
+        if parsed.help or parsed.name is None:
+            return main(argv)
+        parsed.overrides = rest
+        # checked as each process will check it (the address is made below)
+        parsed.num_processes, parsed.process_id = args.processes, 0
+        parsed.coordinator = args.coordinator or "127.0.0.1:1"
+        try:
+            module = experiment.load(parsed.name)
+            _check_run(parsed.name, module, parsed)
+        except ValueError as e:
+            print(f"dlmodels run {parsed.name}: {e}", file=sys.stderr)
+            return 2
+        run_dir = parsed.resume or parsed.run_dir
+        if run_dir is None:
+            run_dir = experiment.new_run_dir(parsed.name, parsed.root or "runs")
+            argv = [*argv, "--run-dir", run_dir]
+        log_dir = os.path.join(run_dir, "logs")
+    return distributed.launch(args.processes, argv, coordinator=args.coordinator, log_dir=log_dir)
 
 
 def _cmd_bench(args) -> int:
@@ -153,7 +310,7 @@ def _cmd_data(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlmodels", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,7 +324,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", default=None)
     p.add_argument("--resume", default=None, metavar="RUN_DIR")
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--mesh", default=None)
+    p.add_argument("--coordinator", default=None)
+    p.add_argument("--num-processes", default=None)
+    p.add_argument("--process-id", default=None)
     p.set_defaults(fn=_cmd_run)
+    p = sub.add_parser("launch", usage=LAUNCH_USAGE,
+                       help="run a command as N local processes (dlmodels launch --help)",
+                       description="Start N local processes of `dlmodels ARGS...` that run as "
+                       "one (jax.distributed, CPU collectives over gloo). Process 0's output "
+                       "shows here, the others' go to RUN_DIR/logs/process-<i>.log. When one "
+                       "process fails, the others are stopped and its exit code returned.")
+    p.add_argument("--processes", type=int, required=True, metavar="N")
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="the coordinator's address (default: a free port of 127.0.0.1)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="the command for each process, e.g. -- run mlp --mesh data=2")
+    p.set_defaults(fn=_cmd_launch)
     p = sub.add_parser("bench", help="run a benchmark suite")
     p.add_argument("suite")
     p.set_defaults(fn=_cmd_bench)
@@ -175,6 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["fetch", "list"])
     p.add_argument("names", nargs="*")
     p.set_defaults(fn=_cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dlmodels import distributed
+
+    distributed.die_with_launcher()
+    parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "run":
         if args.name is None:

@@ -266,6 +266,7 @@ def saved_config(module: types.ModuleType, name: str, run_dir: str | os.PathLike
     except json.JSONDecodeError as e:
         raise ValueError(f"--resume {run_dir}: config.json is not valid JSON ({e})") from None
     ran = saved.pop("experiment", name)
+    saved.pop("mesh", None)  # the devices of that run; a resume may use another mesh
     if ran != name:
         raise ValueError(f"--resume {run_dir}: that is a run of {ran!r}, not {name!r}")
     hints = typing.get_type_hints(module.Config)
@@ -300,7 +301,12 @@ def to_jsonable(x: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (temporary file, then rename)."""
+    """Write ``obj`` as indented JSON, atomically (temporary file, then rename); with several
+    processes only process 0 writes (the others compute the same)."""
+    from dlmodels import distributed
+
+    if not distributed.is_main():
+        return
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(to_jsonable(obj), f, indent=2)
@@ -315,11 +321,14 @@ class MetricsLog:
 
     The file is rewritten from the start: a resumed run (``main`` called again on the same run
     directory) logs every record again, so its records must be a deterministic function of the
-    config and seeds (no wall-clock times) for the resumed file to equal an uninterrupted run's."""
+    config and seeds (no wall-clock times) for the resumed file to equal an uninterrupted run's.
+    With several processes only process 0 writes the file; the others' records go nowhere."""
 
     def __init__(self, run_dir: str | os.PathLike, name: str = "metrics.jsonl"):
+        from dlmodels import distributed
+
         self.path = os.path.join(run_dir, name)
-        self._file = open(self.path, "w")
+        self._file = open(self.path if distributed.is_main() else os.devnull, "w")
 
     def __call__(self, **record: Any) -> None:
         self._file.write(json.dumps(to_jsonable(record)) + "\n")
@@ -361,7 +370,14 @@ def run(name: str, overrides: list[str] | dict | None = None, *, root: str = "ru
     ``resume=True`` continues the run in ``run_dir`` with the config saved there (``overrides``
     must agree with it). Otherwise ``run_dir`` (default: a new one under ``root``) must not hold
     a run already. Invalid options raise ``ValueError`` before anything is written.
+
+    Training goes to the mesh of ``dlmodels.train.sharding.use_mesh`` around the call, if any;
+    ``config.json`` records its shape as ``"mesh": {"data": 8}`` (``null`` for none). With several
+    processes every process calls ``run`` with the same ``run_dir`` and process 0 writes.
     """
+    from dlmodels import distributed
+    from dlmodels.train import sharding
+
     module = load(name)
     changes = overrides if isinstance(overrides, dict) else \
         parse_overrides(module.Config, list(overrides or []))
@@ -372,10 +388,15 @@ def run(name: str, overrides: list[str] | dict | None = None, *, root: str = "ru
     else:
         config = make_config(module, changes)
         check_new_run_dir(run_dir)
-        run_dir = run_dir or new_run_dir(name, root)
+        if run_dir is None:  # process 0 names it for all
+            run_dir = distributed.broadcast_str(new_run_dir(name, root)
+                                                if distributed.is_main() else "")
         os.makedirs(run_dir, exist_ok=True)
+        distributed.barrier("dlmodels run: run directory checked")  # before process 0 writes
         write_json(os.path.join(run_dir, "config.json"),
-                   {"experiment": name, **dataclasses.asdict(config)})
+                   {"experiment": name, **dataclasses.asdict(config),
+                    "mesh": sharding.describe(sharding.current_mesh())})
+        distributed.barrier("dlmodels run: config.json written")
     results = module.main(config, run_dir)
     write_json(os.path.join(run_dir, "results.json"), results)
     return run_dir, results

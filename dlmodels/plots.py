@@ -32,7 +32,12 @@ def _panels(n: int, width: float, height: float, **subplots):
 
 
 def save(fig, path: str | os.PathLike, title: str = "") -> str:
-    """Title, lay out and write the PNG of a `figure`; returns the path."""
+    """Title, lay out and write the PNG of a `figure`; returns the path. With several processes
+    only process 0 writes (the others return the path)."""
+    from dlmodels import distributed
+
+    if not distributed.is_main():
+        return os.fspath(path)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
