@@ -49,6 +49,15 @@ def _describe(tree) -> dict:
             for p, x in jax.tree_util.tree_leaves_with_path(tree)}
 
 
+def step_of(state: TrainState) -> int:
+    """The step of a state: the largest of K runs' counters, read from this process's shards when
+    the runs are spread over several processes (a "seeds" axis)."""
+    step = state.step
+    if isinstance(step, jax.Array) and not step.is_fully_addressable:
+        return int(max(np.max(np.asarray(s.data)) for s in step.addressable_shards))
+    return int(np.max(np.asarray(step)))
+
+
 class Checkpointer:
     """Saves and restores train states in ``directory``, keeping the newest ``keep``."""
 
@@ -70,7 +79,7 @@ class Checkpointer:
 
     def save(self, state: TrainState, *, config: dict | None = None) -> str:
         """Write ``state`` (and ``config`` as JSON) under its step; returns the checkpoint's path."""
-        step = int(np.max(np.asarray(state.step)))
+        step = step_of(state)
         args = ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(state)),
                                   config=ocp.args.JsonSave(config or {}))
         self._manager.save(step, args=args, force=True)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from dlmodels import validation
 from dlmodels.data.batching import batch_indices
-from dlmodels.train.checkpoint import Checkpointer, CheckpointError
+from dlmodels.train.checkpoint import Checkpointer, CheckpointError, step_of
 from dlmodels.train.estimators import as_estimator
 from dlmodels.train.state import TrainState, init_state, init_states, set_hyperparams
 from dlmodels.train import sharding
@@ -298,7 +298,7 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
 
     data_key = jax.random.PRNGKey(config.data_seed)
     final: dict = {}
-    step = int(np.max(np.asarray(state.step)))
+    step = step_of(state)
     t_entry = time.perf_counter()
     bar = tqdm(total=stop, initial=step,
                disable=not (writer and _progress_enabled(config.progress)),

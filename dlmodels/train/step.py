@@ -102,7 +102,8 @@ def _scanned(train_step, select, halt_on_nonfinite: bool, *, vmapped: bool,
         if jax.tree.leaves(xs)[0].shape[0] == 1:
             # one step per call without a loop: XLA:CPU runs some convolutions inside a while
             # loop ~20x slower than outside (a 16-32 map convnet step: 0.87 s vs 0.04 s), so
-            # conv nets train with steps_per_call=1
+            # on the CPU conv nets train with steps_per_call=1 (dlmodels.backend.conv_steps_per_call
+            # chooses it by backend)
             (state, _), metrics = body((state, halted), jax.tree.map(lambda a: a[0], xs))
             metrics = jax.tree.map(lambda a: a[None], metrics)
         else:
