@@ -73,7 +73,13 @@ def mlp_runs(out: dict) -> None:
     with sharding.use_mesh(sharding.make_mesh("data=4")):   # how the CLI's --mesh reaches fit
         d = fit(model.init, loss_fn, optax.adam(3e-3), train, config, **kw)
     out["use_mesh_params"] = max_diff(one.state.params, d.state.params)
-    out["use_mesh_sharding"] = dict(jax.tree.leaves(d.state.params)[0].sharding.mesh.shape)
+    out["returned_sharding"] = type(jax.tree.leaves(d.state.params)[0].sharding).__name__
+    try:
+        with sharding.use_mesh(sharding.make_mesh("data=3")):
+            fit(model.init, loss_fn, optax.adam(3e-3), train, config)
+        out["use_mesh_error"] = None
+    except ValueError as e:
+        out["use_mesh_error"] = str(e)
 
 
 def lenet_runs(out: dict) -> None:

@@ -203,8 +203,9 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
     and XLA reduces the gradients inside the jitted step. After ``jax.distributed.initialize`` the
     processes run one program: each loads only its rows of every batch, process 0 alone writes
     metrics.jsonl, and all write the checkpoints together (orbax). Checkpoints restore across
-    layouts: a sharded run resumes on one device and vice versa. The returned state is fully
-    replicated over the mesh.
+    layouts: a sharded run resumes on one device and vice versa. The returned state is whole on
+    this process's default device, as without a mesh, so the code that uses it after ``fit`` runs
+    unchanged.
     """
     if mesh is None:
         mesh = sharding.current_mesh()
@@ -370,6 +371,6 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
         if step not in checkpointer.steps():
             save(state)
         checkpointer.close()
-    if layout is not None:
-        state = layout.gather(state)
+    if layout is not None:   # whole on this process's default device, as without a mesh
+        state = jax.tree.map(jnp.asarray, jax.device_get(layout.gather(state)))
     return FitResult(state, history, final)
