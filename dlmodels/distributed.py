@@ -10,10 +10,11 @@ come from arguments, else the environment::
 
 none of them set: one process, and :func:`initialize` does nothing.
 
-A process that dies stops the others within a bounded time, launcher or not: JAX's coordination
-service aborts every process once one stops sending heartbeats (``heartbeat_timeout_seconds``,
-measured: about 10 s after a SIGKILL with the default of 10) or once the coordinator (process 0)
-is gone (at once). A process that fails with a Python error leaves through ``os._exit`` (see
+A process that dies stops the others within a bounded time, launcher or not: their next
+collective fails when its sockets close (gloo; at once, measured, after a SIGKILL on one machine),
+JAX's coordination service aborts every process once one stops sending heartbeats
+(``heartbeat_timeout_seconds``; measured 6.5 s after a SIGSTOP with the default of 10) and at
+once when the coordinator (process 0) is gone. A process that fails with a Python error leaves through ``os._exit`` (see
 ``dlmodels run``) so that its heartbeats stop too, rather than waiting in the shutdown barrier.
 
 :func:`launch` starts N local processes for tests and users without a cluster (CPU collectives
@@ -238,20 +239,24 @@ def free_port() -> int:
 
 
 def die_with_launcher() -> None:
-    """In a process started by :func:`launch`: get SIGTERM when the launcher dies (Linux's
-    PR_SET_PDEATHSIG; elsewhere the heartbeat timeout still stops it), and leave at once if it
-    is already gone. Does nothing in a process the launcher did not start."""
+    """In a process started by :func:`launch`: get SIGKILL when the launcher dies (Linux's
+    PR_SET_PDEATHSIG; SIGKILL because jax.distributed catches SIGTERM as a preemption notice),
+    and leave at once if it is already gone. Does nothing in a process the launcher did not
+    start."""
     launcher = os.environ.get("DLMODELS_LAUNCHER_PID")
     if not launcher:
         return
+    # the launcher forwards Ctrl-C as SIGINT: a KeyboardInterrupt here, even when the launcher
+    # was started with SIGINT ignored (a shell's background job) and this process inherited that
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         return
     if os.getppid() != int(launcher):  # it died before the call above
-        os._exit(128 + signal.SIGTERM)
+        os._exit(128 + signal.SIGKILL)
 
 
 def _exit_code(returncode: int) -> int:
@@ -298,8 +303,9 @@ def launch(processes: int, argv: list[str], *, coordinator: str | None = None,
     127.0.0.1), ``DLMODELS_NUM_PROCESSES`` and ``DLMODELS_PROCESS_ID``. Process 0 writes to this
     process's stdout and stderr; process i > 0 to ``log_dir/process-<i>.log`` (default: a new
     temporary folder), whose last lines are shown if it fails. When one process fails (non-zero
-    exit or a signal) the others get SIGTERM, then SIGKILL after ``grace`` seconds. Ctrl-C
-    (SIGINT) and SIGTERM are forwarded to every child; Ctrl-C returns 130. Children get SIGTERM
+    exit or a signal) the others get SIGTERM, then SIGKILL after ``grace`` seconds (JAX takes a
+    SIGTERM for a preemption notice and goes on, so it is the SIGKILL that ends them). Ctrl-C
+    (SIGINT) and SIGTERM are forwarded to every child; Ctrl-C returns 130. Children get SIGKILL
     if the launcher itself dies (:func:`die_with_launcher`, called by ``dlmodels``'s main)."""
     if processes < 1:
         raise ValueError(f"--processes must be >= 1, got {processes}")
@@ -316,7 +322,8 @@ def launch(processes: int, argv: list[str], *, coordinator: str | None = None,
     def on_sigterm(signum, frame):
         raise _Terminated
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
     try:
         for i in range(processes):
             env = {**os.environ, "DLMODELS_COORDINATOR": address,
@@ -344,7 +351,8 @@ def launch(processes: int, argv: list[str], *, coordinator: str | None = None,
         _stop(children, signal.SIGTERM, grace)
         status = 128 + signal.SIGTERM
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         _stop(children, signal.SIGTERM, grace)  # nothing left to stop, normally
         for t in copiers:
             t.join(timeout=5)
