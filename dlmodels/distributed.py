@@ -14,8 +14,9 @@ A process that dies stops the others within a bounded time, launcher or not: the
 collective fails when its sockets close (gloo; at once, measured, after a SIGKILL on one machine),
 JAX's coordination service aborts every process once one stops sending heartbeats
 (``heartbeat_timeout_seconds``; measured 6.5 s after a SIGSTOP with the default of 10) and at
-once when the coordinator (process 0) is gone. A process that fails with a Python error leaves through ``os._exit`` (see
-``dlmodels run``) so that its heartbeats stop too, rather than waiting in the shutdown barrier.
+once when the coordinator (process 0) is gone. A process that fails with a Python error leaves
+through ``os._exit`` (see ``dlmodels run``) so that its heartbeats stop too, rather than waiting
+in the shutdown barrier (which would take ``shutdown_timeout_seconds`` and lose its exit code).
 
 :func:`launch` starts N local processes for tests and users without a cluster (CPU collectives
 over gloo); on a cluster, each host runs the same command with its own ``DLMODELS_PROCESS_ID``.

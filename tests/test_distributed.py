@@ -6,6 +6,7 @@ and fixes the device count when JAX starts)."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,7 +118,7 @@ def test_run_refuses_bad_mesh_and_process_options(args, match, tmp_path, capsys,
     assert main(["run", "mlp", *TINY, "--epochs", "1", *args, "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("dlmodels run mlp: ")
-    assert __import__("re").search(match, err[0]), err[0]
+    assert re.search(match, err[0]), err[0]
     assert not any(tmp_path.iterdir())  # refused before any work: no run directory
     assert not jax.distributed.is_initialized()
 
@@ -162,7 +163,7 @@ def test_launch_refuses_bad_commands_before_starting_anything(tmp_path, capsys, 
     def refused(args, match):
         assert main(["launch", *args]) == 2
         err = capsys.readouterr().err
-        assert __import__("re").search(match, err), err
+        assert re.search(match, err), err
 
     refused(["--processes", "2", "--", "run", "mlp", *TINY, "--mesh", "data=3",
              "--root", str(tmp_path)], r"--mesh data=3 spans 3 devices, which 2 processes")
@@ -216,7 +217,8 @@ def test_processes_share_a_global_array_and_process_0s_string(tmp_path, clean_en
     procs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
                               stderr=subprocess.PIPE,
                               env=_child_env(DLMODELS_COORDINATOR=f"127.0.0.1:{port}",
-                                             DLMODELS_NUM_PROCESSES="2", DLMODELS_PROCESS_ID=str(i)))
+                                             DLMODELS_NUM_PROCESSES="2",
+                                             DLMODELS_PROCESS_ID=str(i)))
              for i in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
@@ -236,7 +238,8 @@ def _numbers(tree, prefix=""):
         return {k: v for key, value in tree.items() if "seconds" not in key
                 for k, v in _numbers(value, f"{prefix}/{key}").items()}
     if isinstance(tree, list):
-        return {k: v for i, value in enumerate(tree) for k, v in _numbers(value, f"{prefix}/{i}").items()}
+        return {k: v for i, value in enumerate(tree)
+                for k, v in _numbers(value, f"{prefix}/{i}").items()}
     return {prefix: tree}
 
 
