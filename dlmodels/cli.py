@@ -85,6 +85,7 @@ def _library_error(name: str, e: BaseException) -> tuple[str, str] | None:
     """(one-line message, hint) for the library's own errors; None for anything else."""
     from dlmodels.data import DataError
     from dlmodels.train import CheckpointError, NonFiniteError
+    from dlmodels.train.sharding import MeshError
 
     if isinstance(e, DataError):
         hint = "see `dlmodels data list`; `dlmodels data fetch NAME` downloads a data set into the cache"
@@ -94,6 +95,9 @@ def _library_error(name: str, e: BaseException) -> tuple[str, str] | None:
     elif isinstance(e, CheckpointError):
         hint = ("continue the run with --resume RUN_DIR and the options it was started with, or "
                 "start a new run directory; damaged checkpoints are left as they are")
+    elif isinstance(e, MeshError):
+        hint = ("choose a --mesh whose 'data' size divides the experiment's batch sizes and whose "
+                "'seeds' size divides its number of runs (or change those options)")
     else:
         return None
     message = " ".join(str(e).split())

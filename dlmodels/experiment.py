@@ -314,6 +314,18 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically; with several processes only process 0 writes."""
+    from dlmodels import distributed
+
+    if not distributed.is_main():
+        return
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 class MetricsLog:
     """``log(**record)`` appends ``record`` as one JSON line to ``run_dir/metrics.jsonl``, flushed
     at once so that a run that dies keeps what it logged (arrays and numpy scalars as plain values);

@@ -66,7 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlmodels.experiment import write_json
+from dlmodels.experiment import write_json, write_text
 from dlmodels.plots import training_curves
 from dlmodels.text import batching, lm, ngram
 from dlmodels.text.vocab import Vocab
@@ -275,9 +275,9 @@ def main(config: Config, run_dir: str) -> dict:
                         prompt, config.sample_chars, temperature=temperature)
         samples[str(temperature)] = "".join(UNK_SHOWN_AS if c == "<unk>" else c
                                             for c in vocab.decode(np.asarray(out[0]).tolist()))
-    with open(os.path.join(run_dir, "samples.txt"), "w") as f:
-        for temperature, text in samples.items():
-            f.write(f"=== temperature {temperature} (prompt {config.prompt!r}) ===\n{text}\n\n")
+    write_text(os.path.join(run_dir, "samples.txt"), "".join(
+        f"=== temperature {temperature} (prompt {config.prompt!r}) ===\n{text}\n\n"
+        for temperature, text in samples.items()))
 
     test_bits = scores["test"] / math.log(2)
     results = {

@@ -67,7 +67,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlmodels.experiment import write_json
+from dlmodels.experiment import write_json, write_text
 from dlmodels.plots import figure, save, training_curves
 from dlmodels.train import OptimizerConfig, TrainConfig, fit, make_optimizer
 
@@ -433,8 +433,7 @@ def main(config: Config, run_dir: str) -> dict:
                                      and results["best_on_test"] == "bilstm_crf")
     table = _table(results, eval_splits)
     print(table, flush=True)
-    with open(os.path.join(run_dir, "table.md"), "w") as f:
-        f.write(table + "\n")
+    write_text(os.path.join(run_dir, "table.md"), table + "\n")
     return results
 
 

@@ -85,7 +85,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dlmodels import data, losses
+from dlmodels import data, distributed, losses
 from dlmodels.analysis import mlp_stats
 from dlmodels.experiment import to_jsonable
 from dlmodels.mlp import mlp
@@ -395,7 +395,9 @@ def main(config: Config, run_dir: str) -> dict:
 
     variants, summaries = {}, {}
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    open(metrics_path, "w").close()    # rewritten in full by a resumed run
+    writer = distributed.is_main()      # with several processes, process 0 writes
+    if writer:
+        open(metrics_path, "w").close()    # rewritten in full by a resumed run
     for act, (lr, n_steps) in schedule.items():
         trained = _train_activation(act, lr, n_steps, config, train, valid, test, stats_batch,
                                     os.path.join(run_dir, act))
@@ -404,7 +406,7 @@ def main(config: Config, run_dir: str) -> dict:
             name = f"{act}/{init}"
             summaries[name] = v["summary"]
             h = v["history"]
-            with open(metrics_path, "a") as f:
+            with open(metrics_path if writer else os.devnull, "a") as f:
                 for r in range(len(h["step"])):
                     row = to_jsonable({"variant": name, **{k: a[r] for k, a in h.items()}})
                     f.write(json.dumps(_finite_or_none(row)) + "\n")

@@ -72,7 +72,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dlmodels.experiment import MetricsLog, write_json
+from dlmodels.experiment import MetricsLog, write_json, write_text
 
 PUBLISHED = {
     "mikolov2013_skipgram_300d_783M_words_analogy_total_percent": 53.3,
@@ -753,8 +753,7 @@ def main(config: Config, run_dir: str) -> dict:
     summary = summarise(records, config)
     table = markdown_table(summary, config)
     print(table, flush=True)
-    with open(os.path.join(run_dir, "table.md"), "w") as f:
-        f.write(table + "\n")
+    write_text(os.path.join(run_dir, "table.md"), table + "\n")
     plots = [os.path.basename(plot_bars(summary, config, os.path.join(run_dir, "table.png")))]
     pca_source = next((r for r in records if "pca" in r), None)
     if pca_source is not None:

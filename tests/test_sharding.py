@@ -155,3 +155,16 @@ def test_make_mesh_needs_the_devices():
         sharding.make_mesh({"data": 8})
     with pytest.raises(ValueError, match="backend already started with 1 devices"):
         sharding.request_cpu_devices(8)
+
+
+def test_cli_mesh_that_does_not_divide_the_batch(tmp_path):
+    """`dlmodels run` reports a batch the mesh cannot split in one line with a hint (exit 1)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlmodels", "run", "mlp", "--dataset", "digits", "--variants",
+         "relu", "--epochs", "1", "--hidden", "8", "--batch_size", "60", "--mesh", "data=8",
+         "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-2].startswith("dlmodels run mlp: MeshError: the global batch of 60 examples")
+    assert lines[-1].startswith("hint: choose a --mesh") and "Traceback" not in proc.stderr

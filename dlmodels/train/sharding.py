@@ -37,6 +37,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXES = ("seeds", "data")
 
+class MeshError(ValueError):
+    """A mesh that does not fit the run: a batch or a number of runs not divisible by its axes,
+    or more devices than there are."""
+
+
 _current: contextvars.ContextVar[Mesh | None] = contextvars.ContextVar("dlmodels_mesh",
                                                                        default=None)
 
@@ -84,10 +89,10 @@ def make_mesh(shape: dict[str, int] | str, devices=None) -> Mesh:
                 "dlmodels.train.sharding.request_cpu_devices(n), or "
                 "XLA_FLAGS=--xla_force_host_platform_device_count=n)"
                 if devices and devices[0].platform == "cpu" else "")
-        raise ValueError(f"mesh {describe_shape(shape)} needs {n} devices, only {len(devices)} "
+        raise MeshError(f"mesh {describe_shape(shape)} needs {n} devices, only {len(devices)} "
                          f"present{hint}")
     if jax.process_count() > 1 and n != len(devices):
-        raise ValueError(f"mesh {describe_shape(shape)} uses {n} of {len(devices)} devices; with "
+        raise MeshError(f"mesh {describe_shape(shape)} uses {n} of {len(devices)} devices; with "
                          f"{jax.process_count()} processes a mesh must use all of them")
     return Mesh(np.array(devices[:n], dtype=object).reshape(tuple(shape.values())), tuple(shape))
 
@@ -152,7 +157,7 @@ class Layout:
 
     ``n_runs``: K for a vmapped group, ``None`` for one run. Raises ``ValueError`` when the global
     ``batch_size`` is not divisible by the devices its batch axis spreads over, or K by the
-    ``"seeds"`` axis.
+    ``"seeds"`` axis (:class:`MeshError`, a ``ValueError``).
     """
 
     def __init__(self, mesh: Mesh, n_runs: int | None, batch_size: int):
@@ -167,13 +172,13 @@ class Layout:
             self.run_axis = "seeds" if "seeds" in names else None
         self.data_devices = math.prod(mesh.shape[a] for a in self.batch_axes)
         if batch_size % self.data_devices:
-            raise ValueError(
+            raise MeshError(
                 f"the global batch of {batch_size} examples cannot be split evenly over the "
                 f"{self.data_devices} devices of mesh axes {self.batch_axes} (mesh "
                 f"{describe_shape(describe(mesh))}); choose a batch size divisible by "
                 f"{self.data_devices}")
         if self.run_axis is not None and n_runs % mesh.shape["seeds"]:
-            raise ValueError(f"{n_runs} runs cannot be split evenly over the 'seeds' axis of "
+            raise MeshError(f"{n_runs} runs cannot be split evenly over the 'seeds' axis of "
                              f"{mesh.shape['seeds']} devices; use a number of seeds divisible by it")
         batch_spec = self.batch_axes if len(self.batch_axes) != 1 else self.batch_axes[0]
         self._batch_spec = batch_spec if self.batch_axes else None
@@ -226,5 +231,5 @@ class Layout:
         return jax.jit(lambda t: t, out_shardings=self.replicated)(tree)
 
 
-__all__ = ["AXES", "Layout", "parse_mesh", "make_mesh", "describe", "use_mesh", "current_mesh",
+__all__ = ["AXES", "Layout", "MeshError", "parse_mesh", "make_mesh", "describe", "use_mesh", "current_mesh",
            "request_cpu_devices", "check_axes"]
