@@ -4,8 +4,8 @@ spread over a ``"seeds"`` axis, both at once, on one process or several (``jax.d
 Everything goes through ``jax.sharding`` under ``jit`` (no ``pmap``, no hand-written collectives):
 the trainer places the train state and each global batch with a :class:`NamedSharding` and XLA's
 SPMD partitioner writes the collectives. For a loss that is a mean over the batch, the gradient
-of the global batch is ``g = (1/B) sum_b grad l_b``; sharded over D devices each computes the partial
-sum of its ``B/D`` examples and one all-reduce (XLA's combiner fuses the leaves into one tuple
+of the global batch is ``g = (1/B) sum_b grad l_b``; sharded over D devices each computes the
+partial sum of its ``B/D`` examples and one all-reduce (XLA's combiner fuses the leaves into one tuple
 all-reduce) gives ``g`` on every device, so the update is the single-device update up to the order
 of the float additions. Random draws (dropout) use the partitionable threefry, so the mask of
 example ``b`` does not depend on where ``b`` lives.
@@ -179,7 +179,8 @@ class Layout:
                 f"{self.data_devices}")
         if self.run_axis is not None and n_runs % mesh.shape["seeds"]:
             raise MeshError(f"{n_runs} runs cannot be split evenly over the 'seeds' axis of "
-                             f"{mesh.shape['seeds']} devices; use a number of seeds divisible by it")
+                            f"{mesh.shape['seeds']} devices; use a number of seeds divisible "
+                            f"by it")
         batch_spec = self.batch_axes if len(self.batch_axes) != 1 else self.batch_axes[0]
         self._batch_spec = batch_spec if self.batch_axes else None
         self.replicated = NamedSharding(mesh, P())
@@ -227,9 +228,9 @@ class Layout:
         return jax.tree.map(make, data)
 
     def gather(self, tree):
-        """Global arrays as fully replicated ones (readable with ``np.asarray`` on every process)."""
+        """Global arrays as fully replicated ones (``np.asarray`` works on every process)."""
         return jax.jit(lambda t: t, out_shardings=self.replicated)(tree)
 
 
-__all__ = ["AXES", "Layout", "MeshError", "parse_mesh", "make_mesh", "describe", "use_mesh", "current_mesh",
-           "request_cpu_devices", "check_axes"]
+__all__ = ["AXES", "Layout", "MeshError", "parse_mesh", "make_mesh", "describe", "use_mesh",
+           "current_mesh", "request_cpu_devices", "check_axes"]
