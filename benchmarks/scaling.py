@@ -13,8 +13,9 @@ plain examples/s``; the headline is the median over rounds, with quartiles. Two 
   records the compile seconds of each side (``jax.monitoring``) next to the times.
 * ``steps``: the trainer's compiled programs, compiled once, called on the same batches in the same
   chunks as ``fit`` makes them: ``jax.jit(make_train_steps(...))`` with the data on the device
-  (plain) and ``make_sharded_train_steps(...)`` on the batches ``Layout.load_batches`` places per
-  call, as ``fit`` does (mesh); after each call the host reads ``metrics.finite``, as ``fit``
+  (plain) and ``make_sharded_train_steps(...)`` as ``fit`` runs it (mesh: in one process the data
+  replicated on the mesh and each batch gathered there from indices sharded over the data axis;
+  in several, the rows ``Layout.load_batches`` places per call); after each call the host reads ``metrics.finite``, as ``fit``
   does. The throughput of a long run, without the compile.
 
 Conv nets take ``dlmodels.backend.conv_steps_per_call`` steps per call (1 on the CPU).
@@ -205,11 +206,17 @@ def steps_side(shape: Shape, problem, per_call: int, mesh=None, seeds=None, *, s
     layout = sharding.Layout(mesh, None if seeds is None else len(seeds), shape.batch_size)
     run = make_sharded_train_steps(estimator, optimizer, layout)
     placed = layout.place_state(state0)
+    if layout.on_device:   # one process: data replicated on the mesh, batches gathered there
+        mesh_data = layout.place((x, y), layout.replicated)
+        mesh_chunks = [jax.device_put(c, layout.batches) for c in chunks]
+        call = lambda state, i: run(state, mesh_data, mesh_chunks[i])  # noqa: E731
+    else:
+        call = lambda state, i: run(state, layout.load_batches((x, y), chunks[i]))  # noqa: E731
 
     def go_sharded():
         state = placed
-        for chunk in chunks:
-            state, metrics = run(state, layout.load_batches((x, y), chunk))
+        for i in range(len(chunks)):
+            state, metrics = call(state, i)
             np.asarray(metrics.finite)
         return state
     return _Side(go_sharded)
@@ -262,7 +269,7 @@ def bench_data_parallel(shape: Shape, counts: tuple[int, ...], *, warmup: int, r
                 "compile_s_per_call": {"plain": _median(plain.compile_s[warmup:]),
                                        "sharded": _median(side.compile_s[warmup:])},
                 "ours": (f"fit(..., mesh=make_mesh({{'data': {n}}}))" if path == "fit"
-                         else "make_sharded_train_steps on Layout.load_batches"),
+                         else "make_sharded_train_steps as fit runs it"),
                 "peer": ("fit(..., mesh=None)" if path == "fit"
                          else "jit(make_train_steps) on device data")}
             results.append(Result(

@@ -9,7 +9,9 @@ import sys
 
 import jax
 
-jax.config.update("jax_num_cpu_devices", 8)
+from dlmodels.train import sharding  # noqa: E402
+
+sharding.request_cpu_devices(8)
 
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
@@ -17,7 +19,7 @@ import optax  # noqa: E402
 from dlmodels import data  # noqa: E402
 from dlmodels.cnn.lenet import lenet5  # noqa: E402
 from dlmodels.mlp import mlp  # noqa: E402
-from dlmodels.train import Checkpointer, TrainConfig, fit, sharding  # noqa: E402
+from dlmodels.train import Checkpointer, TrainConfig, fit  # noqa: E402
 from dlmodels.train.objectives import classifier  # noqa: E402
 
 
@@ -70,6 +72,22 @@ def mlp_runs(out: dict) -> None:
     c = fit(model.init, loss_fn, optax.adam(3e-3), train, config,
             mesh=sharding.make_mesh("seeds=2,data=4"))
     out["single_on_seeds_mesh"] = max_diff(one.state.params, c.state.params)
+    # the batches loaded per process on the host (the path of several processes), here in one
+    original = sharding.Layout.__init__
+
+    def host_loading(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.on_device = False
+    sharding.Layout.__init__ = host_loading
+    try:
+        e = fit(model.init, loss_fn, optax.adam(3e-3), train, config, seeds=seeds,
+                mesh=sharding.make_mesh("seeds=4,data=2"), **kw)
+        f = fit(model.init, loss_fn, optax.adam(3e-3), train, config,
+                mesh=sharding.make_mesh("data=8"), **kw)
+    finally:
+        sharding.Layout.__init__ = original
+    out["host_loading_sweep"] = max_diff(sweep.state.params, e.state.params)
+    out["host_loading_data8"] = max_diff(one.state.params, f.state.params)
     with sharding.use_mesh(sharding.make_mesh("data=4")):   # how the CLI's --mesh reaches fit
         d = fit(model.init, loss_fn, optax.adam(3e-3), train, config, **kw)
     out["use_mesh_params"] = max_diff(one.state.params, d.state.params)
@@ -120,7 +138,8 @@ def hlo_runs(out: dict) -> None:
         for steps in (1, 5):
             idx = batch_indices(jax.random.PRNGKey(0), len(arrays[1]), 64)[:steps]
             run = make_sharded_train_steps(as_estimator(loss_fn), optimizer, layout)
-            hlo = run.lower(state, layout.load_batches(arrays, idx)).compile().as_text()
+            hlo = run.lower(state, layout.place(arrays, layout.replicated),
+                            jax.device_put(idx, layout.batches)).compile().as_text()
             out[f"{name}_steps{steps}_all_reduce"] = sum(
                 1 for line in hlo.splitlines()
                 if " all-reduce(" in line or " all-reduce-start(" in line)

@@ -53,6 +53,7 @@ def test_data_parallel_mlp_equals_one_device(mlp_and_errors):
     assert r["mlp_data8_params"] < TOL and r["mlp_data8_opt"] < TOL
     assert r["mlp_data8_loss"] < 1e-5 and r["mlp_data8_eval"] < 1e-6
     assert r["single_on_seeds_mesh"] < TOL      # one run on seeds x data: all 8 devices for data
+    assert r["host_loading_data8"] < TOL and r["host_loading_sweep"] < TOL   # per-process rows
 
 
 def test_use_mesh_reaches_fit(mlp_and_errors):

@@ -229,8 +229,12 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
     layout = (None if mesh is None else
               sharding.Layout(mesh, len(seeds) if multi else None, config.batch_size))
     writer = jax.process_index() == 0
-    host_data = None if layout is None else jax.tree.map(np.asarray, train_data)
-    data = jax.device_put(jax.tree.map(jnp.asarray, train_data))
+    if layout is None:
+        data = jax.device_put(jax.tree.map(jnp.asarray, train_data))
+    elif layout.on_device:      # one process: the data on every device, batches gathered there
+        data = layout.place(train_data, layout.replicated)
+    else:                       # several: each process loads its rows of each batch from the host
+        data = jax.tree.map(np.asarray, train_data)
     sizes = {a.shape[0] for a in jax.tree.leaves(data)}
     if len(sizes) != 1:
         raise ValueError(f"train_data arrays have different numbers of examples: {sorted(sizes)}")
@@ -315,8 +319,10 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
                                 shuffle=config.shuffle)[offset:offset + length]
             if layout is None:
                 state, metrics = run(state, data, jnp.asarray(idx))
+            elif layout.on_device:
+                state, metrics = run(state, data, jax.device_put(idx, layout.batches))
             else:
-                state, metrics = run(state, layout.load_batches(host_data, idx))
+                state, metrics = run(state, layout.load_batches(data, idx))
             finite = np.asarray(metrics.finite)  # [S] or [K, S]
             if not finite.all():
                 bad = np.argwhere(~finite.reshape(-1, length))  # rows: (run, step in call)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import os
 from typing import Any, Iterator
 
 import jax
@@ -36,6 +37,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXES = ("seeds", "data")
+CPU_COLLECTIVE_TIMEOUT = 600    # seconds a device may wait for the others in a CPU collective
 
 class MeshError(ValueError):
     """A mesh that does not fit the run: a batch or a number of runs not divisible by its axes,
@@ -133,9 +135,10 @@ def current_mesh() -> Mesh | None:
 
 
 def request_cpu_devices(n: int) -> None:
-    """Make the CPU backend start with ``n`` devices (``jax_num_cpu_devices``); a no-op when it
-    already has ``n`` or more. It only affects the CPU backend (a GPU machine's GPUs are unchanged).
-    Must run before JAX starts its backends; raises ``ValueError`` if they already started with
+    """Make the CPU backend start with ``n`` devices (``jax_num_cpu_devices``; nothing when it
+    already has ``n`` or more), and give its collectives ``CPU_COLLECTIVE_TIMEOUT`` seconds
+    (``XLA_FLAGS``, unless set there). It only affects the CPU backend (a GPU machine's GPUs
+    are unchanged). Must run before JAX starts its backends; raises ``ValueError`` if they already started with
     fewer CPU devices."""
     if n < 1:
         raise ValueError(f"request_cpu_devices: n must be >= 1, got {n}")
@@ -150,6 +153,15 @@ def request_cpu_devices(n: int) -> None:
         return
     if jax.config.jax_num_cpu_devices < n:
         jax.config.update("jax_num_cpu_devices", n)
+    # host devices share the cores: on a loaded machine one device's thread can reach a
+    # collective long after another, and XLA:CPU aborts the process after 40 s by default
+    # (seen once at a load average of 5 with 8 devices on 2 cores)
+    flags = os.environ.get("XLA_FLAGS", "")
+    for flag in ("xla_cpu_collective_timeout_seconds",
+                 "xla_cpu_collective_call_terminate_timeout_seconds"):
+        if flag not in flags:
+            flags += f" --{flag}={CPU_COLLECTIVE_TIMEOUT}"
+    os.environ["XLA_FLAGS"] = flags.strip()
 
 
 class Layout:
@@ -186,6 +198,10 @@ class Layout:
         self.replicated = NamedSharding(mesh, P())
         self.state = NamedSharding(mesh, P() if self.run_axis is None else P(self.run_axis))
         self.batches = NamedSharding(mesh, P(None, self._batch_spec))   # [S, B, ...]
+        # one process: the training set is replicated on the mesh and each step gathers its
+        # batch there from indices [S, B] (sharded like the batches), as the one-device trainer
+        # does; several processes: each loads its rows on the host (load_batches)
+        self.on_device = jax.process_count() == 1
 
     def constrain_runs(self, batch):
         """Inside the vmapped step: the batch broadcast to ``[K, B, ...]``, K over ``"seeds"``

@@ -117,19 +117,25 @@ def _scanned(train_step, select, halt_on_nonfinite: bool, *, vmapped: bool,
 
 def make_sharded_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation,
                              layout, *, halt_on_nonfinite: bool = True):
-    """``run(state, batches) -> (state, StepMetrics)`` for a mesh: the steps of
-    :func:`make_train_steps` (one run) or :func:`make_vmapped_train_steps` (``layout.n_runs``
-    runs) on batches ``[S, B, ...]`` already placed by ``layout``
-    (:class:`~dlmodels.train.sharding.Layout`), B sharded over its data axes, the runs' state over
-    ``"seeds"``. The jitted program keeps the state's sharding from call to call."""
+    """The steps of :func:`make_train_steps` (one run) or :func:`make_vmapped_train_steps`
+    (``layout.n_runs`` runs) for a mesh, jitted with ``layout``'s shardings
+    (:class:`~dlmodels.train.sharding.Layout`): the runs' state over ``"seeds"`` (kept from call
+    to call), each step's batch ``[B, ...]`` (``[K, B, ...]`` for K runs) over the data axes.
+
+    ``layout.on_device`` (one process): ``run(state, data, indices [S, B])`` with ``data``
+    replicated on the mesh, each batch gathered on the devices. Otherwise ``run(state, batches)``
+    with ``batches [S, B, ...]`` placed by ``layout.load_batches``."""
     step = make_train_step(loss_fn, optimizer)
+    gathered = not layout.on_device
     if layout.n_runs is None:
-        run = _scanned(step, _select, halt_on_nonfinite, vmapped=False, gathered=True)
+        run = _scanned(step, _select, halt_on_nonfinite, vmapped=False, gathered=gathered,
+                       constrain=layout.constrain_batch)
     else:
         run = _scanned(jax.vmap(step), jax.vmap(_select), halt_on_nonfinite, vmapped=True,
-                       gathered=True, constrain=layout.constrain_runs)
-    return jax.jit(run, in_shardings=(layout.state, layout.batches),
-                   out_shardings=(layout.state, layout.replicated))
+                       gathered=gathered, constrain=layout.constrain_runs)
+    inputs = ((layout.state, layout.batches) if gathered
+              else (layout.state, layout.replicated, layout.batches))
+    return jax.jit(run, in_shardings=inputs, out_shardings=(layout.state, layout.replicated))
 
 
 def make_vmapped_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation, *,
