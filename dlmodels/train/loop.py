@@ -378,5 +378,6 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
             save(state)
         checkpointer.close()
     if layout is not None:   # whole on this process's default device, as without a mesh
-        state = jax.tree.map(jnp.asarray, jax.device_get(layout.gather(state)))
+        state = jax.tree.map(jnp.asarray, jax.device_get(
+            state if layout.on_device else layout.gather(state)))
     return FitResult(state, history, final)
