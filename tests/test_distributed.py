@@ -327,17 +327,24 @@ def _two_by_hand(root):
     return procs, run_dir
 
 
+def _signal_process_1(tmp_path, sig):
+    """Two processes started by hand; ``sig`` to process 1; process 0's output and how long it
+    took to stop (it must within 60 s)."""
+    procs, _ = _two_by_hand(tmp_path / "runs")
+    try:
+        procs[1].send_signal(sig)
+        sent = time.monotonic()
+        out, _ = procs[0].communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+    finally:
+        _stop_all(procs)
+    return procs, out, elapsed
+
+
 def test_killing_one_of_two_processes_started_by_hand_stops_the_other(tmp_path, clean_env):
     """Process 1 gets SIGKILL mid-training: process 0 must exit non-zero within 60 s. Here its
     all-reduce fails at once (gloo sees the socket close) and it says so in one line."""
-    procs, _ = _two_by_hand(tmp_path / "runs")
-    try:
-        procs[1].send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        out, _ = procs[0].communicate(timeout=60)
-        elapsed = time.monotonic() - killed
-    finally:
-        _stop_all(procs)
+    procs, out, elapsed = _signal_process_1(tmp_path, signal.SIGKILL)
     assert procs[0].returncode != 0
     assert ("dlmodels run mlp: process 0 of 2 stopped: JaxRuntimeError" in out
             or "stopped sending heartbeats" in out), out[-3000:]
@@ -348,14 +355,7 @@ def test_a_frozen_process_stops_the_other_through_the_heartbeat(tmp_path, clean_
     """Process 1 frozen by SIGSTOP (its sockets stay open, its heartbeats stop: a host gone from
     the network): the coordination service aborts process 0 after the heartbeat timeout (10 s),
     well within 60 s, instead of a hang."""
-    procs, _ = _two_by_hand(tmp_path / "runs")
-    try:
-        procs[1].send_signal(signal.SIGSTOP)
-        frozen = time.monotonic()
-        out, _ = procs[0].communicate(timeout=60)
-        elapsed = time.monotonic() - frozen
-    finally:
-        _stop_all(procs)
+    procs, out, elapsed = _signal_process_1(tmp_path, signal.SIGSTOP)
     assert procs[0].returncode != 0
     assert "stopped sending heartbeats" in out, out[-3000:]
     print(f"process 0 stopped {elapsed:.1f} s after process 1 froze")
