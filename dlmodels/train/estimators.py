@@ -30,6 +30,29 @@ class GradientEstimator(NamedTuple):
 
     init: Callable[[jax.Array, Any, Any], Any]
     estimate: Callable[[jax.Array, Any, Any, Any], tuple[Any, Any, jax.Array, Any]]
+    export: Callable[[Any, Any], Any] | None = None
+
+
+class Updater(NamedTuple):
+    """A training step that makes its own optimizer updates: several players with their own
+    optimizers, or several updates per step (a GAN's k discriminator updates and one generator
+    update, Goodfellow et al. 2014, Algorithm 1).
+
+    ``init(key, params, train_data) -> model_state``, as for a :class:`GradientEstimator`.
+    ``update(key, params, opt_state, model_state, batch) -> (params, opt_state, model_state, loss,
+    aux)``: the new params, optimizer state and carried state after the step; ``loss`` the scalar
+    reported as ``train_loss``. ``opt_state`` starts as ``optimizer.init(params)`` for the
+    optimizer given to ``fit``, so that optimizer must build the state ``update`` expects.
+    A non-finite loss, params or carried state drops the step as for any objective.
+
+    ``export(params, model_state) -> pytree`` (optional, also on :class:`GradientEstimator`):
+    what ``fit`` gives ``eval_fn`` and ``probe_fn`` in place of the params (e.g. params and
+    batch-norm running statistics together); ``None``: the params.
+    """
+
+    init: Callable[[jax.Array, Any, Any], Any]
+    update: Callable[[jax.Array, Any, Any, Any, Any], tuple[Any, Any, Any, jax.Array, Any]]
+    export: Callable[[Any, Any], Any] | None = None
 
 
 def _no_state(key, params, train_data):
@@ -47,11 +70,19 @@ def from_loss(loss_fn: LossFn) -> GradientEstimator:
     return GradientEstimator(_no_state, estimate)
 
 
-def as_estimator(loss_fn_or_estimator: LossFn | GradientEstimator) -> GradientEstimator:
-    """A :class:`GradientEstimator` as it is; a loss_fn through :func:`from_loss`."""
-    if isinstance(loss_fn_or_estimator, GradientEstimator):
+def as_estimator(loss_fn_or_estimator: LossFn | GradientEstimator | Updater
+                 ) -> GradientEstimator | Updater:
+    """A :class:`GradientEstimator` or :class:`Updater` as it is; a loss_fn through
+    :func:`from_loss`."""
+    if isinstance(loss_fn_or_estimator, (GradientEstimator, Updater)):
         return loss_fn_or_estimator
     if not callable(loss_fn_or_estimator):
-        raise TypeError(f"expected a loss_fn(params, batch, key) -> (loss, aux) or a "
-                        f"GradientEstimator, got {type(loss_fn_or_estimator).__name__}")
+        raise TypeError(f"expected a loss_fn(params, batch, key) -> (loss, aux), a "
+                        f"GradientEstimator or an Updater, got {type(loss_fn_or_estimator).__name__}")
     return from_loss(loss_fn_or_estimator)
+
+
+def exported(objective: GradientEstimator | Updater, params: Any, model_state: Any) -> Any:
+    """What evaluation sees: ``objective.export(params, model_state)``, or ``params``."""
+    export = getattr(objective, "export", None)
+    return params if export is None else export(params, model_state)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from dlmodels import validation
 from dlmodels.data.batching import batch_indices
 from dlmodels.train.checkpoint import Checkpointer, CheckpointError, step_of
-from dlmodels.train.estimators import as_estimator
+from dlmodels.train.estimators import as_estimator, exported
 from dlmodels.train.state import TrainState, init_state, init_states, set_hyperparams
 from dlmodels.train import sharding
 from dlmodels.train.step import (Objective, make_evaluate, make_sharded_train_steps,
@@ -297,6 +297,9 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
     probe = (None if probe_fn is None
              else jax.jit(jax.vmap(probe_fn) if multi else probe_fn, **out))
 
+    def view(state):    # what eval_fn and probe_fn see
+        return exported(estimator, state.params, state.model_state)
+
     def save(state):
         checkpointer.save(state, config={**saved, "period": {
             "losses": _losses_to_json(pending), "skipped": skipped}})
@@ -347,11 +350,11 @@ def fit(init_fn: Callable[[jax.Array], Any] | Sequence[Callable[[jax.Array], Any
                 if skipped:
                     entry["skipped_steps"] = skipped
                 if evaluate is not None:
-                    final = {k: _jsonable(v) for k, v in evaluate(state.params, eval_data).items()}
+                    final = {k: _jsonable(v) for k, v in evaluate(view(state), eval_data).items()}
                     entry.update({f"eval_{k}": v for k, v in final.items()})
                 if probe is not None:
                     entry.update({f"probe_{k}": _jsonable(v)
-                                  for k, v in probe(state.params).items()})
+                                  for k, v in probe(view(state)).items()})
                 if multi:
                     for k in [k for k in entry if k.startswith(("train_", "eval_"))]:
                         s = summarize(entry[k])

@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dlmodels.train.estimators import GradientEstimator, LossFn, as_estimator
+from dlmodels.train.estimators import GradientEstimator, LossFn, Updater, as_estimator
 from dlmodels.train.state import TrainState
 
-Objective = LossFn | GradientEstimator
+Objective = LossFn | GradientEstimator | Updater
 
 
 class StepMetrics(NamedTuple):
@@ -42,8 +42,14 @@ def make_train_step(loss_fn: Objective, optimizer: optax.GradientTransformation)
     ``params <- params + optimizer.update(g)``. A non-finite loss, gradient or carried state
     leaves params, optimizer state and carried state as they were (the step counter still
     advances) and reports ``finite=False``.
+
+    An :class:`~dlmodels.train.estimators.Updater` makes the step itself: ``params, opt_state,
+    model_state, loss, aux = update(fold_in(key, step), params, opt_state, model_state, batch)``,
+    kept only if the loss, the new params and the carried state are finite.
     """
     estimator = as_estimator(loss_fn)
+    if isinstance(estimator, Updater):
+        return _updater_step(estimator)
 
     def train_step(state: TrainState, batch) -> tuple[TrainState, StepMetrics]:
         key = jax.random.fold_in(state.key, state.step)
@@ -52,6 +58,20 @@ def make_train_step(loss_fn: Objective, optimizer: optax.GradientTransformation)
         finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(model_state)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        new = TrainState(_select(finite, params, state.params),
+                         _select(finite, opt_state, state.opt_state), state.step + 1, state.key,
+                         _select(finite, model_state, state.model_state))
+        return new, StepMetrics(loss, finite, aux)
+
+    return train_step
+
+
+def _updater_step(updater: Updater):
+    def train_step(state: TrainState, batch) -> tuple[TrainState, StepMetrics]:
+        key = jax.random.fold_in(state.key, state.step)
+        params, opt_state, model_state, loss, aux = updater.update(
+            key, state.params, state.opt_state, state.model_state, batch)
+        finite = jnp.isfinite(loss) & _all_finite(params) & _all_finite(model_state)
         new = TrainState(_select(finite, params, state.params),
                          _select(finite, opt_state, state.opt_state), state.step + 1, state.key,
                          _select(finite, model_state, state.model_state))
