@@ -18,8 +18,8 @@ from dlmodels.validation import ShapeError
 
 
 def numpy_parzen(x, samples, sigma):
-    """log p(x) = logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) - log n - d/2 log(2 pi sigma^2), float64,
-    from explicit differences (no ||x||^2 + ||s||^2 - 2 x.s expansion)."""
+    """log p(x) = logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) - log n - d/2 log(2 pi sigma^2),
+    float64, from explicit differences (no ||x||^2 + ||s||^2 - 2 x.s expansion)."""
     x, samples = np.asarray(x, np.float64), np.asarray(samples, np.float64)
     d2 = ((x[:, None, :] - samples[None, :, :]) ** 2).sum(-1)
     d = x.shape[1]
@@ -182,7 +182,8 @@ def test_classifier_score_equals_numpy():
 def test_class_histogram_and_modes_equal_numpy():
     rng = np.random.default_rng(3)
     labels = rng.choice(10, size=500, p=[0.3, 0.3, 0.2, 0.1, 0.05, 0.05, 0, 0, 0, 0])
-    logits = np.eye(10, dtype=np.float32)[labels] + 0.1 * rng.normal(size=(500, 10)).astype(np.float32)
+    noise = 0.1 * rng.normal(size=(500, 10)).astype(np.float32)
+    logits = np.eye(10, dtype=np.float32)[labels] + noise
     counts = np.asarray(ev.class_histogram(logits))
     np.testing.assert_array_equal(counts, np.bincount(logits.argmax(1), minlength=10))
     q = counts / counts.sum()
@@ -204,7 +205,8 @@ def numpy_f6(params, x):
     p = {k: {n: np.asarray(a, np.float64) for n, a in v.items()} for k, v in params.items()}
     h = numpy_nets.max_pool2(numpy_nets.relu(numpy_nets.conv2d(np.asarray(x, np.float64),
                                                                p["c1"]["w"], p["c1"]["b"], (2, 2))))
-    h = numpy_nets.max_pool2(numpy_nets.relu(numpy_nets.conv2d(h, p["c3"]["w"], p["c3"]["b"], (0, 0))))
+    h = numpy_nets.max_pool2(numpy_nets.relu(numpy_nets.conv2d(h, p["c3"]["w"], p["c3"]["b"],
+                                                               (0, 0))))
     h = numpy_nets.relu(h.reshape(len(h), -1) @ p["c5"]["w"] + p["c5"]["b"])
     return numpy_nets.relu(h @ p["f6"]["w"] + p["f6"]["b"])
 
@@ -228,9 +230,11 @@ def test_feature_net_trains_caches_and_gives_f6(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     feats, logits = ev.feature_net_outputs(net, test[0].reshape(360, 256), batch_size=100)  # rows
     assert feats.shape == (360, 84) and logits.shape == (360, 10)
-    np.testing.assert_allclose(np.asarray(feats), numpy_f6(net.params, test[0]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(feats), numpy_f6(net.params, test[0]),
+                               rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(logits),
-                               numpy_nets.lenet5_relu_max(net.params, test[0]), rtol=1e-4, atol=1e-4)
+                               numpy_nets.lenet5_relu_max(net.params, test[0]),
+                               rtol=1e-4, atol=1e-4)
     assert numpy_nets.accuracy(np.asarray(logits), yt) == pytest.approx(net.test_accuracy, abs=1e-6)
 
     # calibration: real train vs real test, the numbers recomputed from the features

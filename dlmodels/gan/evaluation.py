@@ -32,7 +32,7 @@ import optax
 
 from dlmodels.validation import ShapeError, check_positive
 
-#: the bandwidth grid of the Parzen code of Goodfellow et al. (parzen_ll.py: numpy.logspace(-1, 0, 10))
+#: the bandwidth grid of Goodfellow et al.'s Parzen code (parzen_ll.py: numpy.logspace(-1, 0, 10))
 PAPER_SIGMAS = tuple(float(s) for s in np.logspace(-1.0, 0.0, 10))
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -332,7 +332,8 @@ def _outputs(apply, params, images, batch_size, layer):
     return (feats.reshape(nb * batch_size, -1)[:n], logits.reshape(nb * batch_size, -1)[:n])
 
 
-def sample_metrics(net: FeatureNet, images, reference_moments, *, min_fraction: float = 0.1) -> dict:
+def sample_metrics(net: FeatureNet, images, reference_moments, *,
+                   min_fraction: float = 0.1) -> dict:
     """The feature-based numbers of ``images [N, H, W, 1]`` in [0, 1]: ``frechet_distance`` to the
     Gaussian ``reference_moments = (mu, cov)`` (e.g. :func:`moments64` of the real test set's
     features; the distance is computed in float64),
