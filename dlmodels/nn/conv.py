@@ -7,6 +7,7 @@ fans are ``fan_in = kh * kw * c_in / groups`` and ``fan_out = kh * kw * c_out``.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -210,3 +211,176 @@ def flatten(x: jax.Array) -> jax.Array:
     if x.ndim < 1:
         raise ShapeError(f"flatten: expected an input with a batch axis, got shape {x.shape}")
     return x.reshape(x.shape[0], -1)
+
+
+def _transpose_crops(padding, output_padding, stride, dilation, kernel, where: str):
+    """Per spatial axis ``(crop_lo, crop_hi)`` of the full transposed-convolution output (padding
+    0), ``crop_hi`` already reduced by ``output_padding`` (negative crops append zeros)."""
+    pads = normalize_padding(padding, 2, where)
+    extra = _nonnegative_pair(output_padding, "output_padding", where)
+    for op, s, d in zip(extra, stride, dilation):
+        if op >= max(s, d):
+            raise ValueError(f"{where}: output_padding must be smaller than the stride or the "
+                             f"dilation (as in PyTorch), got output_padding={output_padding!r}, "
+                             f"stride={tuple(stride)}, dilation={tuple(dilation)}")
+    if pads == "SAME":
+        if any(extra):
+            raise ValueError(f"{where}: padding='SAME' fixes the output size at H * stride; "
+                             f"output_padding must be 0, got {output_padding!r}")
+        crops = []
+        for k, s, d in zip(kernel, stride, dilation):
+            total = d * (k - 1) + 1 - s          # full size minus H * s
+            lo = max(total, 0) // 2              # conv2d's SAME split: the extra pixel at the end
+            crops.append((lo, total - lo))
+        return tuple(crops)
+    if pads == "VALID":
+        pads = ((0, 0), (0, 0))
+    return tuple((lo, hi - op) for (lo, hi), op in zip(pads, extra))
+
+
+def _nonnegative_pair(value, name: str, where: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        values = (int(value),) * 2
+    elif (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+        values = tuple(int(v) for v in value)
+    else:
+        raise ValueError(f"{where}: {name} must be an int or 2 ints, got {value!r}")
+    if min(values) < 0:
+        raise ValueError(f"{where}: {name} must be non-negative, got {value!r}")
+    return values
+
+
+def _conv_transpose_lhs_dilated(x, w, stride, dilation, crops):
+    """The transposed convolution as ONE conv_general_dilated over the stride-dilated input
+    (``lhs_dilation``) with the flipped kernel; ``jax.lax.conv_transpose`` is the same program."""
+    kernel = w.shape[:2]
+    pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi)
+                 for k, d, (lo, hi) in zip(kernel, dilation, crops))
+    return jax.lax.conv_general_dilated(
+        x, jnp.flip(w, (0, 1)), window_strides=(1, 1), padding=pads, lhs_dilation=stride,
+        rhs_dilation=dilation, dimension_numbers=_DIMENSION_NUMBERS[2])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv_transpose_2d(x, w, stride, dilation, crops):
+    return _conv_transpose_lhs_dilated(x, w, stride, dilation, crops)
+
+
+def _conv_transpose_2d_fwd(x, w, stride, dilation, crops):
+    return _conv_transpose_2d(x, w, stride, dilation, crops), (x, w)
+
+
+def _conv_transpose_2d_bwd(stride, dilation, crops, residuals, dy):
+    # d/dx: XLA's own transpose of the lhs-dilated convolution (a strided conv2d, fast). d/dw:
+    # XLA:CPU's kernel gradient of an lhs-dilated convolution is ~7x slower than everything else
+    # in a DCGAN step (B=64, 7x7x128 -> 14x14x64, k=4, s=2: 940 ms against 30 ms forward), so it
+    # is computed here as kh * kw matmuls: dw[m, l] = sum_{n,i,j} x[n,i,j]^T dy_full[n, s i + d m,
+    # s j + d l] with dy_full the gradient on the full (uncropped) output.
+    x, w = residuals
+    _, vjp_x = jax.vjp(lambda x: _conv_transpose_lhs_dilated(x, w, stride, dilation, crops), x)
+    (dx,) = vjp_x(dy)
+    n, h, wd, _ = x.shape
+    zero = jnp.zeros((), dy.dtype)
+    dy_full = jax.lax.pad(dy, zero, ((0, 0, 0), (crops[0][0], crops[0][1], 0),
+                                     (crops[1][0], crops[1][1], 0), (0, 0, 0)))
+    (sh, sw), (dh, dw_) = stride, dilation
+    taps = [[jax.lax.slice(dy_full, (0, dh * m, dw_ * l, 0),
+                           (n, dh * m + (h - 1) * sh + 1, dw_ * l + (wd - 1) * sw + 1, dy.shape[-1]),
+                           (1, sh, sw, 1))
+             for l in range(w.shape[1])] for m in range(w.shape[0])]
+    dw = jnp.stack([jnp.stack([jnp.einsum("nijc,nijo->co", x, t) for t in row]) for row in taps])
+    return dx, dw.astype(w.dtype)
+
+
+_conv_transpose_2d.defvjp(_conv_transpose_2d_fwd, _conv_transpose_2d_bwd)
+
+
+def conv_transpose2d(x: jax.Array, w: jax.Array, *, stride: IntOrPair = 1, padding: Padding = 0,
+                     output_padding: IntOrPair = 0, dilation: IntOrPair = 1) -> jax.Array:
+    """Transposed ("fractionally strided") convolution: the gradient of ``conv2d`` w.r.t. its input
+    (Dumoulin & Visin 2016, section 4), the up-sampling layer of DCGAN (Radford et al. 2016).
+
+    Each input pixel scatters a weighted copy of the kernel into the output:
+    ``y_full[n, s_h i + d_h m, s_w j + d_w l, o] += x[n, i, j, c] w[m, l, c, o]``, and
+    ``y = y_full`` cropped by ``padding`` (top/left and bottom/right), then ``output_padding`` more
+    rows/columns at the bottom/right (given back from the crop; zeros beyond ``y_full``). Written as
+    a cross-correlation over the input dilated by ``s`` and padded by ``d (k - 1) - padding``, the
+    kernel is FLIPPED in both spatial axes. ``conv_transpose2d(x, w)`` equals the vector-Jacobian
+    product of ``conv2d(z, w.swapaxes(2, 3), stride, padding, dilation)`` with ``x``.
+
+    ``x [N, H, W, C_in]``, ``w [kh, kw, C_in, C_out]`` (HWIO as ``conv2d``; PyTorch's
+    ``ConvTranspose2d.weight [C_in, C_out, kh, kw]`` is ``w.transpose(2, 3, 0, 1)``, so
+    ``w = torch_weight.permute(2, 3, 0, 1)``) -> ``[N, H_out, W_out, C_out]``,
+    ``H_out = (H - 1) s_h - pad_top - pad_bottom + d_h (kh - 1) + output_padding_h + 1`` (PyTorch's
+    size with ``pad_top = pad_bottom = padding``). ``stride``, ``dilation``, ``output_padding``: an
+    int or ``(h, w)``; ``output_padding < max(stride, dilation)`` as in PyTorch. ``padding``: an int,
+    ``(ph, pw)``, ``((top, bottom), (left, right))``, ``"VALID"`` (= 0; TensorFlow's VALID differs
+    when ``k < s``) or ``"SAME"``: ``H_out = H * s``, the exact transpose of ``conv2d(...,
+    padding="SAME")`` (TensorFlow's ``conv2d_transpose`` SAME; the crop's extra pixel at the
+    bottom/right). For k=4, s=2, SAME is PyTorch's ``padding=1``; for k=5, s=2 PyTorch ports write
+    ``padding=2, output_padding=1``, which gives the same size with the output shifted by one
+    pixel (SAME crops 1 at the top and 2 at the bottom, that one 2 and 1).
+
+    Gradients: reverse mode only (a custom VJP; see ``_conv_transpose_2d_bwd`` for why).
+    """
+    where = "conv_transpose2d"
+    x, w = jnp.asarray(x), jnp.asarray(w)
+    if x.ndim != 4:
+        raise ShapeError(f"{where}: expected input x of rank 4 [N, H, W, C_in], got shape {x.shape}")
+    if w.ndim != 4:
+        raise ShapeError(f"{where}: expected kernel w of rank 4 [kh, kw, C_in, C_out], got shape "
+                         f"{w.shape}")
+    if w.shape[2] != x.shape[-1]:
+        raise ShapeError(f"{where}: kernel expects {w.shape[2]} input channels but x has "
+                         f"{x.shape[-1]}: x shape {x.shape}, w shape {w.shape} (expected "
+                         f"w[kh, kw, {x.shape[-1]}, C_out])")
+    strides = _positive_ints(stride, 2, "stride", where)
+    dilations = _positive_ints(dilation, 2, "dilation", where)
+    crops = _transpose_crops(padding, output_padding, strides, dilations, w.shape[:2], where)
+    for axis, (size, k, s, d, (lo, hi)) in enumerate(zip(x.shape[1:3], w.shape[:2], strides,
+                                                        dilations, crops)):
+        out = (size - 1) * s + d * (k - 1) + 1 - lo - hi
+        if size < 1 or out < 1:
+            raise ShapeError(f"{where}: output size {out} on spatial axis {axis} is not positive: "
+                             f"x shape {x.shape}, w shape {w.shape}, padding {padding!r}")
+    dtype = jnp.result_type(x, w)  # obeys the promotion mode (raises under strict promotion)
+    return _conv_transpose_2d(x.astype(dtype), w.astype(dtype), strides, dilations, crops)
+
+
+def conv_transpose2d_layer(kh: int, kw: int, c_in: int, c_out: int, *, stride: IntOrPair = 1,
+                           padding: Padding = 0, output_padding: IntOrPair = 0,
+                           dilation: IntOrPair = 1, use_bias: bool = True, w_init="he_normal",
+                           b_init="zeros") -> Model:
+    """Transposed convolutional layer ``y = conv_transpose2d(x, w) + b`` (see
+    ``conv_transpose2d``); no activation.
+
+    Params: ``{"w": [kh, kw, c_in, c_out], "b": [c_out]}`` (no ``"b"`` without bias). The
+    initialisers read the HWIO kernel as ``conv2d``'s: fan_in = kh kw c_in, fan_out = kh kw c_out
+    (``he_normal``: Var(w) = 2 / (kh kw c_in)); PyTorch's default reads its ``[c_in, c_out, kh,
+    kw]`` weight as fan_in = c_out kh kw. DCGAN draws every weight from N(0, 0.02^2):
+    ``w_init=initializers.normal(0.02)``.
+    ``apply(params, x)``: ``x [N, H, W, c_in] -> [N, H_out, W_out, c_out]``.
+    """
+    where = "conv_transpose2d_layer"
+    if min(kh, kw) <= 0 or c_in <= 0 or c_out <= 0:
+        raise ValueError(f"{where}: sizes must be positive, got kernel {(kh, kw)}, "
+                         f"{c_in} -> {c_out} channels")
+    strides = _positive_ints(stride, 2, "stride", where)
+    dilations = _positive_ints(dilation, 2, "dilation", where)
+    _transpose_crops(padding, output_padding, strides, dilations, (kh, kw), where)
+    w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+
+    def init(key: jax.Array, dtype=jnp.float32) -> dict:
+        key_w, key_b = jax.random.split(key)
+        params = {"w": w_init(key_w, (kh, kw, c_in, c_out), dtype)}
+        if use_bias:
+            params["b"] = b_init(key_b, (c_out,), dtype)
+        return params
+
+    def apply(params: dict, x: jax.Array) -> jax.Array:
+        y = conv_transpose2d(x, params["w"], stride=stride, padding=padding,
+                             output_padding=output_padding, dilation=dilation)
+        return y + params["b"].reshape(1, 1, 1, c_out) if use_bias else y
+
+    return Model(init, apply)
