@@ -19,7 +19,7 @@ TOL = dict(rtol=1e-4, atol=1e-4)
 
 
 def _torch_conv_transpose(x, w, stride, padding, output_padding, dilation):
-    """PyTorch's transposed convolution on NHWC / HWIO numpy arrays (weight [C_in, C_out, kh, kw])."""
+    """PyTorch's transposed convolution of NHWC / HWIO arrays (weight [C_in, C_out, kh, kw])."""
     xt = torch.tensor(np.asarray(x).transpose(0, 3, 1, 2), requires_grad=True)
     wt = torch.tensor(np.asarray(w).transpose(2, 3, 0, 1), requires_grad=True)
     y = torch.nn.functional.conv_transpose2d(xt, wt, stride=stride, padding=padding,
@@ -170,7 +170,8 @@ def _from_torch(y):
 def test_batch_norm_matches_torch_train_then_eval(shape):
     momentum = 0.8
     model = batch_norm(shape[-1], momentum=momentum)
-    params = {"scale": jnp.linspace(0.5, 1.5, shape[-1]), "bias": jnp.linspace(-1.0, 1.0, shape[-1])}
+    params = {"scale": jnp.linspace(0.5, 1.5, shape[-1]),
+              "bias": jnp.linspace(-1.0, 1.0, shape[-1])}
     state = model.init_state()
     bn = _torch_bn(shape, momentum).train()
     rng = np.random.default_rng(3)
@@ -206,7 +207,8 @@ def test_batch_norm_grads_match_torch(shape, train):
     if not train:
         bn.running_mean.copy_(torch.tensor(np.asarray(state["mean"])))
         bn.running_var.copy_(torch.tensor(np.asarray(state["var"])))
-    params = {"scale": jnp.linspace(0.5, 1.5, shape[-1]), "bias": jnp.linspace(-1.0, 1.0, shape[-1])}
+    params = {"scale": jnp.linspace(0.5, 1.5, shape[-1]),
+              "bias": jnp.linspace(-1.0, 1.0, shape[-1])}
     xt = _to_torch(x).requires_grad_(True)
     (bn(xt) * _to_torch(g)).sum().backward()
     loss = lambda p, x: jnp.sum(model.apply(p, state, x, train=train)[0] * g)

@@ -111,12 +111,13 @@ def batch_norm(features: int, *, momentum: float = 0.9, eps: float = 1e-5, axis:
             mean = jnp.mean(x, axis=reduce)                                     # [F]
             var = jnp.mean(jnp.square(x - mean.reshape(shape)), axis=reduce)   # biased, [F]
             unbiased = var * (count / (count - 1))
+            old_mean, old_var = state["mean"], state["var"]
             new_state = {
-                "mean": momentum * state["mean"] + (1 - momentum) * mean.astype(state["mean"].dtype),
-                "var": momentum * state["var"] + (1 - momentum) * unbiased.astype(state["var"].dtype),
-            }
+                "mean": momentum * old_mean + (1 - momentum) * mean.astype(old_mean.dtype),
+                "var": momentum * old_var + (1 - momentum) * unbiased.astype(old_var.dtype)}
         else:
-            mean, var, new_state = state["mean"].astype(x.dtype), state["var"].astype(x.dtype), state
+            mean, var = state["mean"].astype(x.dtype), state["var"].astype(x.dtype)
+            new_state = state
         y = (x - mean.reshape(shape)) * jax.lax.rsqrt(var.reshape(shape) + eps)
         if scale:
             y = y * params["scale"].reshape(shape)
