@@ -282,3 +282,15 @@ def test_batch_norm_errors():
         model.apply(params, state, jnp.zeros((1, 3)), train=True)
     with pytest.raises(ShapeError, match="batch axis"):
         batch_norm(4, axis=0).apply({}, state, jnp.zeros((4, 3)))
+
+
+def test_conv_transpose2d_grads_vmapped_over_seeds_equal_loop():
+    """The custom VJP under vmap (many seeds in one program, as the GAN trainer runs them)."""
+    layer = conv_transpose2d_layer(4, 4, 3, 2, stride=2, padding=1)
+    seeds = jax.vmap(layer.init)(jax.random.split(jax.random.PRNGKey(8), 3))
+    xs = jax.random.normal(jax.random.PRNGKey(9), (3, 2, 4, 4, 3))
+    grad = jax.grad(lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x))), (0, 1))
+    batched = jax.jit(jax.vmap(grad))(seeds, xs)
+    for i in range(3):
+        one = grad(jax.tree.map(lambda a: a[i], seeds), xs[i])
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[i], b, **TOL), batched, one)
