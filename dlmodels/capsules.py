@@ -34,7 +34,7 @@ WHERE = "capsules"
 
 #: conv1 and PrimaryCaps of the CPU configuration: ``capsnet(**SMALL)`` (chosen by measurement on
 #: the project's 2-core CPU; see experiments/capsnet_mnist.py). Everything else as in the paper.
-SMALL = {"conv_channels": 64, "primary_types": 8}
+SMALL = {"conv_channels": 32, "primary_types": 8}
 
 
 def _positive_int(value, name: str, where: str = WHERE) -> int:
@@ -403,5 +403,5 @@ def objective(apply, *, reconstruction_weight: float = 0.0005, m_plus: float = 0
     return loss_fn, eval_fn
 
 
-__all__ = ["SMALL", "safe_norm", "strided_conv", "squash", "dynamic_routing", "margin_loss", "primary_caps",
-           "digit_caps", "mask", "decoder", "capsnet", "random_shift", "objective"]
+__all__ = ["SMALL", "safe_norm", "strided_conv", "squash", "dynamic_routing", "margin_loss",
+           "primary_caps", "digit_caps", "mask", "decoder", "capsnet", "random_shift", "objective"]

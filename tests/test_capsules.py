@@ -66,7 +66,7 @@ def np_conv_valid(x, w, stride):
     return out
 
 
-# squash ---------------------------------------------------------------------------------------------
+# squash -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("axis", [-1, 1])
 def test_squash_matches_numpy(axis):
@@ -93,7 +93,7 @@ def test_squash_finite_at_zero_value_and_gradient():
     np.testing.assert_array_equal(got[0], 0.0)
 
 
-# routing ---------------------------------------------------------------------------------------------
+# routing ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("r", [1, 2, 3, 5])
 def test_dynamic_routing_matches_procedure_1(r):
@@ -143,7 +143,7 @@ def test_gradients_through_routing_check_grads_float64():
         assert not np.allclose(jax.grad(frozen_c)(x), grad, rtol=1e-3, atol=1e-6)
 
 
-# margin loss -----------------------------------------------------------------------------------------
+# margin loss --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs", [{}, {"m_plus": 0.8, "m_minus": 0.2, "lam": 1.0}])
 def test_margin_loss_matches_numpy(kwargs):
@@ -158,7 +158,7 @@ def test_margin_loss_matches_numpy(kwargs):
     np.testing.assert_array_equal(capsules.margin_loss(jnp.asarray(perfect), jnp.array([2, 0])), 0)
 
 
-# layers ----------------------------------------------------------------------------------------------
+# layers -------------------------------------------------------------------------------------------
 
 def test_digit_caps_predictions_match_numpy():
     layer = capsules.digit_caps(6, 3, d_in=4, d_out=5, iterations=2)
@@ -247,7 +247,7 @@ def test_paper_configuration_parameter_count():
     assert u.shape == (1, 1152, 8)
 
 
-# objective and augmentation ---------------------------------------------------------------------------
+# objective and augmentation -----------------------------------------------------------------------
 
 def test_objective_is_margin_plus_scaled_sum_of_squared_errors():
     model = capsules.capsnet(3, input_shape=(14, 14, 1), conv_channels=4, conv_kernel=5,
@@ -289,7 +289,7 @@ def test_random_shift_moves_each_image_by_at_most_two_pixels():
     assert len(moves) > 4                          # different images, different shifts
 
 
-# bad inputs ------------------------------------------------------------------------------------------
+# bad inputs ---------------------------------------------------------------------------------------
 
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ShapeError, match="u_hat"):
