@@ -281,6 +281,7 @@ def train_feature_net(train, test, *, epochs: int = 2, batch_size: int = 64,
     fit: the features need a good classifier, not the best one). ``test = (x, y)`` gives its
     accuracy. With ``run_dir`` the fit checkpoints there and resumes, so a finished net is read
     back instead of retrained."""
+    from dlmodels import backend
     from dlmodels.cnn import lenet5
     from dlmodels.train import TrainConfig, fit, make_evaluate
     from dlmodels.train.objectives import classifier
@@ -295,6 +296,7 @@ def train_feature_net(train, test, *, epochs: int = 2, batch_size: int = 64,
     optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, max(steps, 1)))
     result = fit(model.init, loss_fn, optimizer, (x, y),
                  TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False,
+                             steps_per_call=backend.conv_steps_per_call(100),
                              checkpoint_every=max(steps // 4, 1) if run_dir else 0),
                  run_dir=run_dir, resume=run_dir is not None)
     test = tuple(jnp.asarray(a) for a in test)
