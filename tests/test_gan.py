@@ -110,7 +110,7 @@ def _tiny_mlp_gan(**kw):
     return generator, discriminator
 
 
-@pytest.mark.parametrize("k,kind", [(1, "non_saturating"), (1, "minimax"), (2, "non_saturating")])
+@pytest.mark.parametrize("k,kind", [(1, "minimax"), (2, "non_saturating")])
 def test_step_equals_each_players_autodiff_with_the_other_fixed(k, kind):
     m = 6
     generator, discriminator = _tiny_mlp_gan()
@@ -126,23 +126,32 @@ def test_step_equals_each_players_autodiff_with_the_other_fixed(k, kind):
     new_params, new_opt, _, loss, aux = jax.jit(updater.update)(key, params, opt_state,
                                                                 model_state, (x,))
 
-    # by hand, with the noise of the step's documented key schedule
-    key_d, key_z, _, _ = jax.random.split(key, 4)
-    p_d, p_g = params["discriminator"], params["generator"]
-    s_d, s_g = d_opt.init(p_d), g_opt.init(p_g)
-    d_losses = []
-    for i, key_i in enumerate(jax.random.split(key_d, k)):       # slice i: its own m examples
-        z_i = jax.random.normal(jax.random.split(key_i, 4)[0], (m, LATENT))
-        fake = _hand_generator(p_g, z_i)                           # p_G a constant here
-        value, grads = jax.value_and_grad(_hand_d_loss)(p_d, x[i * m:(i + 1) * m], fake)
-        updates, s_d = d_opt.update(grads, s_d, p_d)
-        p_d = optax.apply_updates(p_d, updates)
-        d_losses.append(value)
-    z = jax.random.normal(key_z, (m, LATENT))
-    grads = jax.grad(_hand_g_loss)(p_g, p_d, z, kind)              # p_D (updated) a constant
-    updates, s_g = g_opt.update(grads, s_g, p_g)
-    p_g = optax.apply_updates(p_g, updates)
+    @jax.jit
+    def by_hand(params, x, key):
+        """Algorithm 1 written out, with the noise of the step's documented key schedule."""
+        key_d, key_z, _, _ = jax.random.split(key, 4)
+        p_d, p_g = params["discriminator"], params["generator"]
+        s_d, s_g = d_opt.init(p_d), g_opt.init(p_g)
+        d_losses, d_real, d_fake = [], [], []
+        for i, key_i in enumerate(jax.random.split(key_d, k)):   # slice i: its own m examples
+            z_i = jax.random.normal(jax.random.split(key_i, 4)[0], (m, LATENT))
+            fake = _hand_generator(p_g, z_i)                       # p_G a constant here
+            x_i = x[i * m:(i + 1) * m]
+            value, grads = jax.value_and_grad(_hand_d_loss)(p_d, x_i, fake)
+            d_real.append(jnp.mean(jax.nn.sigmoid(_hand_discriminator(p_d, x_i))))
+            d_fake.append(jnp.mean(jax.nn.sigmoid(_hand_discriminator(p_d, fake))))
+            updates, s_d = d_opt.update(grads, s_d, p_d)
+            p_d = optax.apply_updates(p_d, updates)
+            d_losses.append(value)
+        z = jax.random.normal(key_z, (m, LATENT))
+        g_loss, grads = jax.value_and_grad(_hand_g_loss)(p_g, p_d, z, kind)  # p_D (updated) fixed
+        updates, s_g = g_opt.update(grads, s_g, p_g)
+        p_g = optax.apply_updates(p_g, updates)
+        return p_d, p_g, s_d, s_g, {"d_loss": jnp.mean(jnp.stack(d_losses)), "g_loss": g_loss,
+                                    "d_real": jnp.mean(jnp.stack(d_real)),
+                                    "d_fake": jnp.mean(jnp.stack(d_fake))}
 
+    p_d, p_g, s_d, s_g, want_aux = by_hand(params, x, key)
     close = dict(rtol=1e-5, atol=1e-6)
     for got, want in [(new_params["discriminator"], p_d), (new_params["generator"], p_g),
                       (new_opt["discriminator"], s_d), (new_opt["generator"], s_g)]:
@@ -151,11 +160,9 @@ def test_step_equals_each_players_autodiff_with_the_other_fixed(k, kind):
         moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), new_params[name],
                              params[name])
         assert max(jax.tree.leaves(moved)) > 1e-3
-    np.testing.assert_allclose(loss, np.mean(d_losses), **close)
-    np.testing.assert_allclose(aux["d_loss"], np.mean(d_losses), **close)
-    # the generator's loss is evaluated before its update, on the updated discriminator
-    np.testing.assert_allclose(aux["g_loss"], _hand_g_loss(params["generator"], p_d, z, kind),
-                               **close)
+    np.testing.assert_allclose(loss, want_aux["d_loss"], **close)
+    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_allclose(aux[name], want_aux[name], **close)
 
 
 def test_k_slices_are_used_in_order():
@@ -212,25 +219,38 @@ def _toy_gan(lr=1e-2):
                                                   d_optimizer=opt, g_optimizer=opt)
 
 
-def test_fit_with_two_seeds_equals_two_single_runs():
-    x = _mixture(256)
+N_TOY, TOY_CONFIG = 1024, dict(batch_size=32, steps_per_call=8, progress=False)
+
+
+def test_fit_seeds_equal_single_runs_and_resume_is_exact(tmp_path):
+    """Two seeds as one vmapped program equal two single runs; a run cut by max_steps and resumed
+    from its checkpoint equals the uninterrupted one bitwise (dropout masks in D included)."""
+    x = _mixture(N_TOY)
     _, _, (updater, optimizer, init_fn) = _toy_gan()
-    config = TrainConfig(epochs=2, batch_size=32, steps_per_call=8, progress=False)
-    both = fit(init_fn, updater, optimizer, (x,), config, seeds=[0, 1])
+    config = TrainConfig(epochs=1, checkpoint_every=16, **TOY_CONFIG)
+    both = fit(init_fn, updater, optimizer, (x,), config, seeds=[0, 1], run_dir=tmp_path / "a")
     for i, seed in enumerate([0, 1]):
-        single = fit(init_fn, updater, optimizer, (x,), TrainConfig(
-            epochs=2, batch_size=32, steps_per_call=8, progress=False, seed=seed))
+        single = fit(init_fn, updater, optimizer, (x,), TrainConfig(epochs=1, seed=seed,
+                                                                    **TOY_CONFIG))
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6),
                      both.state.params, single.state.params)
-        np.testing.assert_allclose([h["train_loss"][i] for h in both.history],
-                                   [h["train_loss"] for h in single.history], rtol=1e-5)
+        np.testing.assert_allclose(both.history[-1]["train_loss"][i],
+                                   single.history[-1]["train_loss"], rtol=1e-5)
+    cut = TrainConfig(**{**config.__dict__, "max_steps": 20})
+    fit(init_fn, updater, optimizer, (x,), cut, seeds=[0, 1], run_dir=tmp_path / "b")
+    resumed = fit(init_fn, updater, optimizer, (x,), config, seeds=[0, 1],
+                  run_dir=tmp_path / "b", resume=True)
+    jax.tree.map(np.testing.assert_array_equal,
+                 (both.state.params, both.state.opt_state, both.state.model_state),
+                 (resumed.state.params, resumed.state.opt_state, resumed.state.model_state))
+    assert both.history == [{**h, "seconds": e["seconds"]}
+                            for h, e in zip(resumed.history, both.history)]
 
 
 def test_mlp_gan_moves_the_generated_mean_to_the_data():
-    x = _mixture(2048)
+    x = _mixture(N_TOY)
     generator, _, (updater, optimizer, init_fn) = _toy_gan()
-    config = TrainConfig(epochs=3, batch_size=64, steps_per_call=32, progress=False)
-    result = fit(init_fn, updater, optimizer, (x,), config)
+    result = fit(init_fn, updater, optimizer, (x,), TrainConfig(epochs=3, **TOY_CONFIG))
     key = jax.random.PRNGKey(7)
     before = gan.sample(key, generator, init_fn(jax.random.split(jax.random.PRNGKey(0))[0])[
         "generator"], {}, 2000, latent_dim=4)
@@ -242,16 +262,92 @@ def test_mlp_gan_moves_the_generated_mean_to_the_data():
 
 
 def test_nonfinite_step_is_dropped_by_the_guard():
+    """G's params turn NaN while the loss (D's) stays finite: the guard still drops the step,
+    because it checks the new params too."""
     x = _mixture(64)
     generator, discriminator, _ = _toy_gan()
     updater, optimizer, init_fn = gan.training(generator, discriminator, latent_dim=4,
                                                d_optimizer=optax.sgd(0.1),
                                                g_optimizer=optax.sgd(jnp.nan))
-    config = TrainConfig(epochs=1, batch_size=32, steps_per_call=1, progress=False)
-    with pytest.raises(NonFiniteError) as err:
-        fit(init_fn, updater, optimizer, (x,), config)
-    assert err.value.step == 0      # G's params became NaN with a finite loss: still caught
-    result = fit(init_fn, updater, optimizer, (x,), TrainConfig(
-        epochs=1, batch_size=32, steps_per_call=1, progress=False, on_nonfinite="skip"))
+    result = fit(init_fn, updater, optimizer, (x,), TrainConfig(epochs=1, on_nonfinite="skip",
+                                                               **TOY_CONFIG))
+    assert result.history[-1]["skipped_steps"] == 2
     start = init_fn(jax.random.split(jax.random.PRNGKey(0))[0])
     jax.tree.map(np.testing.assert_array_equal, result.state.params, start)
+
+
+@pytest.mark.slow   # ~15-40 s: compiling a DCGAN step (conv_transpose's custom VJP) on the CPU
+def test_dcgan_resume_restores_the_batch_norm_state(tmp_path):
+    """The batch-norm running statistics travel in the checkpoint: resumed = uninterrupted."""
+    generator = gan.dcgan_generator(5, (4, 3), image_shape=(8, 8, 1))
+    discriminator = gan.dcgan_discriminator((3, 4), image_shape=(8, 8, 1))
+    data = np.random.default_rng(0).uniform(size=(48, 8, 8, 1)).astype(np.float32)
+    opt = optax.adam(1e-2, b1=0.5)
+    updater, optimizer, init_fn = gan.training(generator, discriminator, latent_dim=5,
+                                               d_optimizer=opt, g_optimizer=opt)
+    config = TrainConfig(epochs=1, batch_size=8, steps_per_call=1, progress=False,
+                         checkpoint_every=2)
+    whole = fit(init_fn, updater, optimizer, (data,), config, run_dir=tmp_path / "a")
+    cut = TrainConfig(**{**config.__dict__, "max_steps": 3})
+    fit(init_fn, updater, optimizer, (data,), cut, run_dir=tmp_path / "b")
+    resumed = fit(init_fn, updater, optimizer, (data,), config, run_dir=tmp_path / "b",
+                  resume=True)
+    assert not np.allclose(whole.state.model_state["generator"]["bn_0"]["var"], 1.0)
+    jax.tree.map(np.testing.assert_array_equal,
+                 (whole.state.params, whole.state.opt_state, whole.state.model_state),
+                 (resumed.state.params, resumed.state.opt_state, resumed.state.model_state))
+
+
+# --- DCGAN -----------------------------------------------------------------------------------
+
+def test_dcgan_shapes_params_and_batch_norm_state():
+    generator, discriminator = gan.dcgan_generator(), gan.dcgan_discriminator()
+    p_g, p_d = generator.init(jax.random.PRNGKey(0)), discriminator.init(jax.random.PRNGKey(1))
+    shapes = lambda tree: jax.tree.map(lambda a: a.shape, tree)   # noqa: E731
+    assert shapes(p_g) == {"project": {"w": (100, 7 * 7 * 64)},
+                           "bn_0": {"scale": (64,), "bias": (64,)},
+                           "up_1": {"w": (4, 4, 64, 32)}, "bn_1": {"scale": (32,), "bias": (32,)},
+                           "up_2": {"w": (4, 4, 32, 1), "b": (1,)}}
+    assert shapes(p_d) == {"conv_1": {"w": (4, 4, 1, 32), "b": (32,)},   # no BN on D's input
+                           "conv_2": {"w": (4, 4, 32, 64)}, "bn_2": {"scale": (64,), "bias": (64,)},
+                           "output": {"w": (7 * 7 * 64, 1), "b": (1,)}}
+    np.testing.assert_allclose(np.std(p_g["up_1"]["w"]), 0.02, rtol=0.1)   # N(0, 0.02^2)
+    s_g, s_d = generator.init_state(), discriminator.init_state()
+    z = jax.random.normal(jax.random.PRNGKey(2), (5, 100))
+    g_train = jax.jit(lambda p, s, z: generator.apply(p, s, z, train=True))
+    images, new_s_g = g_train(p_g, s_g, z)
+    assert images.shape == (5, 28, 28, 1) and images.dtype == jnp.float32
+    assert float(images.min()) > 0.0 and float(images.max()) < 1.0      # sigmoid, data in [0, 1]
+    logits, new_s_d = jax.jit(lambda p, s, x: discriminator.apply(p, s, x, train=True))(
+        p_d, s_d, images)
+    assert logits.shape == (5,)
+    # training mode moves the running statistics, evaluation mode leaves them
+    assert not np.allclose(new_s_g["bn_0"]["mean"], s_g["bn_0"]["mean"])
+    assert not np.allclose(new_s_d["bn_2"]["var"], s_d["bn_2"]["var"])
+    _, same = jax.jit(lambda p, s, z: generator.apply(p, s, z))(p_g, new_s_g, z)
+    jax.tree.map(np.testing.assert_array_equal, same, new_s_g)
+    tanh = gan.dcgan_generator(output_activation="tanh")
+    out, _ = jax.jit(lambda p, s, z: tanh.apply(p, s, z, train=True))(
+        tanh.init(jax.random.PRNGKey(0)), tanh.init_state(), z)
+    assert float(out.min()) < 0.0 < float(out.max()) and float(jnp.abs(out).max()) < 1.0
+    with pytest.raises(ValueError, match="multiples of 4"):
+        gan.dcgan_generator(image_shape=(30, 30, 1))
+    with pytest.raises(ShapeError):
+        discriminator.apply(p_d, s_d, jnp.zeros((2, 28, 28, 3)))
+
+
+def test_sampling_in_eval_mode_draws_each_image_alone():
+    """Eval mode (running statistics): an image depends on its own z only; training mode
+    (batch statistics) on the whole batch."""
+    generator = gan.dcgan_generator(8, (8, 4), image_shape=(8, 8, 1))
+    params, state = generator.init(jax.random.PRNGKey(0)), generator.init_state()
+    z = jax.random.normal(jax.random.PRNGKey(1), (4, 8))
+    _, state = jax.jit(lambda p, s, z: generator.apply(p, s, z, train=True))(params, state, z)
+    gen = jax.jit(lambda z, train: gan.generate(generator, params, state, z, train=train),
+                  static_argnums=1)
+    np.testing.assert_allclose(gen(z[:2], False), gen(z, False)[:2], rtol=1e-6)
+    assert not np.allclose(gen(z[:2], True), gen(z, True)[:2])
+    key = jax.random.PRNGKey(3)
+    np.testing.assert_array_equal(
+        jax.jit(lambda k: gan.sample(k, generator, params, state, 4, latent_dim=8))(key),
+        gen(jax.random.normal(key, (4, 8)), False))
