@@ -101,8 +101,9 @@ def training(generator: StatefulModel, discriminator: StatefulModel, *, latent_d
         L_G = mean_j log(1 - D(G(z_j)))   ("minimax", eq. 1)
            or -mean_j log D(G(z_j))      ("non_saturating", the paper's practical choice).
 
-    All of it is one jitted step (the k updates a ``lax.scan`` unrolled: XLA:CPU runs convolutions
-    inside a loop far slower, see ``dlmodels.backend.conv_steps_per_call``); under
+    All of it is one jitted step without a loop (the k updates a fully unrolled ``lax.scan``:
+    XLA:CPU runs convolutions inside a loop far slower, ``dlmodels.backend.conv_steps_per_call``;
+    so train conv GANs with ``steps_per_call=1`` on the CPU); under
     ``fit(..., seeds=...)`` K GANs train as one vmapped program.
 
     Batch normalisation: every training-mode pass updates the running statistics of the network
@@ -181,9 +182,16 @@ def training(generator: StatefulModel, discriminator: StatefulModel, *, latent_d
         params_g = params["generator"]       # fixed: only params_D are differentiated
         carry = (params["discriminator"], opt_state["discriminator"], model_state["generator"],
                  model_state["discriminator"])
-        carry, (d_losses, d_real, d_fake) = jax.lax.scan(
-            lambda c, xs: d_update(params_g, c, xs), carry,
-            (jax.random.split(key_d, k), slices), unroll=True)
+        # the k updates unrolled (no while loop: XLA:CPU runs convolutions inside one up to 20x
+        # slower, dlmodels.backend.conv_steps_per_call); scan's unroll=True still emits a loop
+        # for length 1, so k = 1 calls the update directly
+        keys = jax.random.split(key_d, k)
+        if k == 1:
+            carry, out = d_update(params_g, carry, (keys[0], slices[0]))
+            d_losses, d_real, d_fake = (a[None] for a in out)
+        else:
+            carry, (d_losses, d_real, d_fake) = jax.lax.scan(
+                lambda c, xs: d_update(params_g, c, xs), carry, (keys, slices), unroll=True)
         params_d, opt_d, state_g, state_d = carry
 
         z = noise(key_z, m, latent_dim, x.dtype)
