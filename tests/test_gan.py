@@ -17,7 +17,7 @@ import pytest
 
 from dlmodels import gan
 from dlmodels.model import Model
-from dlmodels.train import NonFiniteError, TrainConfig, fit
+from dlmodels.train import TrainConfig, fit
 from dlmodels.validation import ShapeError
 
 

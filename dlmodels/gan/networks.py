@@ -57,8 +57,9 @@ def mlp_generator(latent_dim: int = 100, hidden_sizes: Sequence[int] = (256, 256
     for the CPU. Weights U(-0.05, 0.05) as the paper's code (``irange: .05``), biases 0 (the paper
     started the output biases at the logits of the data's mean pixels; not done here).
 
-    Params ``{"layer_0": {"w": [latent_dim, n_1], "b"}, ..., "layer_L": {"w": [n_L, prod(image_shape)],
-    "b"}}``; state ``{}``. ``apply(params, state, z [B, latent_dim]) -> ([B, *image_shape], {})``.
+    Params ``{"layer_0": {"w": [latent_dim, n_1], "b"}, ..., "layer_L": {"w": [n_L,
+    prod(image_shape)], "b"}}``; state ``{}``.
+    ``apply(params, state, z [B, latent_dim]) -> ([B, *image_shape], {})``.
     """
     where = "mlp_generator"
     latent_dim = shapes.positive_int(latent_dim, "latent_dim", where)
@@ -227,9 +228,10 @@ def dcgan_discriminator(channels: Sequence[int] = (32, 64), *,
     ``(64, 128)`` (``LARGE_DCGAN_DISCRIMINATOR``) is nearer the paper's widths.
 
     Params ``{"conv_1": {"w": [4, 4, C, channels[0]], "b"}, "conv_2": {"w": [4, 4, channels[0],
-    channels[1]]}, "bn_2": {"scale", "bias"}, "output": {"w": [H/4 W/4 channels[1], 1], "b": [1]}}``;
-    state ``{"bn_2": {"mean", "var"}}``. ``apply(params, state, x [B, H, W, C], *, train=False)
-    -> (logits [B], new_state)`` (batch norm as in :func:`dcgan_generator`).
+    channels[1]]}, "bn_2": {"scale", "bias"}, "output": {"w": [H/4 W/4 channels[1], 1],
+    "b": [1]}}``; state ``{"bn_2": {"mean", "var"}}``.
+    ``apply(params, state, x [B, H, W, C], *, train=False) -> (logits [B], new_state)`` (batch
+    norm as in :func:`dcgan_generator`).
     """
     where = "dcgan_discriminator"
     c1, c2 = shapes.positive_ints(channels, "channels", where, length=2)
