@@ -7,6 +7,9 @@ b1 = 0.5, Radford et al. 2016) for both players, ``n_seeds`` seeds each:
 - MLP GAN: generator z (100, N(0, I)) -> ReLU layers -> sigmoid -> 784 pixels; discriminator:
   maxout layers (5 pieces) with dropout 0.2 / 0.5 -> one logit. The paper used 1200-1200 and
   240-240 units and SGD with momentum; the defaults here (256-256 and 128-128) are for the CPU.
+  The generator's weights start He-normal (``mlp_init``): with the paper's U(-0.05, 0.05) at these
+  widths and Adam, every seed collapsed to one or two blurred modes within 4 epochs (z's signal
+  shrinks through two narrow ReLU layers of small weights), measured on this run's first try.
   Its seeds train as one vmapped program (``fit(..., seeds=...)``).
 - DCGAN: generator z -> dense 7x7x64 -> BN, ReLU -> 4x4/2 transposed conv 14x14x32 -> BN, ReLU
   -> 4x4/2 transposed conv 28x28x1 -> sigmoid; discriminator 4x4/2 conv 32 -> LReLU(0.2) -> 4x4/2
@@ -70,9 +73,10 @@ class Config:
     latent_dim: int = 100  # dimension of the noise z ~ N(0, I)
     mlp_generator: tuple[int, ...] = (256, 256)  # MLP generator ReLU layers (paper: 1200,1200)
     mlp_discriminator: tuple[int, ...] = (128, 128)  # MLP D maxout units, 5 pieces (paper: 240,240)
+    mlp_init: str = "he_normal"  # MLP generator weight init (paper: uniform, U(-0.05, 0.05))
     dcgan_generator: tuple[int, ...] = (64, 32)  # DCGAN generator channels (7x7, 14x14 maps)
     dcgan_discriminator: tuple[int, ...] = (32, 64)  # DCGAN D channels (14x14, 7x7 maps)
-    mlp_epochs: int = 20  # training epochs of the MLP GAN
+    mlp_epochs: int = 15  # training epochs of the MLP GAN
     dcgan_epochs: int = 2  # training epochs of the DCGAN (per seed)
     mlp_batch_size: int = 100  # real images per discriminator update, m, MLP GAN (the paper: 100)
     dcgan_batch_size: int = 64  # real images per discriminator update, m, DCGAN
@@ -116,7 +120,7 @@ def gan_splits(dataset: str, n_train: int = 0) -> dict:
 def players(name: str, config: Config):
     """``(generator, discriminator)`` StatefulModels of GAN ``name``."""
     if name == "mlp":
-        return (gan.mlp_generator(config.latent_dim, config.mlp_generator),
+        return (gan.mlp_generator(config.latent_dim, config.mlp_generator, w_init=config.mlp_init),
                 gan.mlp_discriminator(config.mlp_discriminator))
     return (gan.dcgan_generator(config.latent_dim, config.dcgan_generator),
             gan.dcgan_discriminator(config.dcgan_discriminator))
