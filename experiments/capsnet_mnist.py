@@ -68,7 +68,8 @@ class Config:
     epochs: int = 8  # epochs of the main run
     batch_size: int = 64  # examples per update
     learning_rate: float = 1e-3  # peak Adam learning rate (cosine-decayed)
-    compare_epochs: int = 1  # epochs of each of the paired r=1 and r=3 runs (0: skip them)
+    compare_routing: bool = True  # also train the paired r=1 and r=3 runs
+    compare_epochs: int = 1  # epochs of each of the paired r=1 and r=3 runs
     max_test_shift: int = 4  # largest shift in pixels of the shifted test digits
     checkpoint_every: int = 200  # updates between checkpoints
     seed: int = 0  # seed of the initial params, shifts and batch order
@@ -81,7 +82,9 @@ class Config:
                      "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("max_shift", "compare_epochs", "max_test_shift", "n_train"):
+        if self.compare_epochs <= 0:
+            raise ValueError(f"compare_epochs must be positive, got {self.compare_epochs}")
+        for name in ("max_shift", "max_test_shift", "n_train"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.learning_rate <= 0 or self.reconstruction_weight < 0:
@@ -193,7 +196,7 @@ def main(config: Config, run_dir: str) -> dict:
         convnets = {name: r["mean_accuracy_by_shift"] for name, r in saved["networks"].items()}
 
     routing = {}
-    if config.compare_epochs:
+    if config.compare_routing:
         for r in (1, 3):
             _, r_test, _, r_seconds = _train(config, _model(config, shape, r), splits,
                                              config.compare_epochs,
@@ -212,7 +215,8 @@ def main(config: Config, run_dir: str) -> dict:
         "train_seconds": round(seconds, 1), "wall_seconds": round(time.perf_counter() - wall, 1),
         "epochs": config.epochs, "n_params": n_params, "n_train": len(splits["train"][1]),
         "monitor_split": "valid" if "valid" in splits else "test",
-        "routing_comparison": {"epochs": config.compare_epochs, **routing},
+        "routing_comparison": ({"epochs": config.compare_epochs, **routing}
+                               if config.compare_routing else None),
         "shifts": list(range(config.max_test_shift + 1)),
         "accuracy_by_shift": shifted,
         "translation_invariance_convnets_accuracy_by_shift": convnets,

@@ -79,4 +79,7 @@ def test_config_checks():
     with pytest.raises(ValueError, match="dataset"):
         experiment.run("capsnet_mnist", {"dataset": "cifar10"}, run_dir="/nonexistent/never")
     with pytest.raises(ValueError, match="compare_epochs"):
-        experiment.run("capsnet_mnist", {"compare_epochs": -1}, run_dir="/nonexistent/never")
+        experiment.run("capsnet_mnist", {"compare_epochs": 0}, run_dir="/nonexistent/never")
+    # the option is usable from the command line: no paired runs
+    assert experiment.parse_overrides(experiment.load("capsnet_mnist").Config,
+                                      ["--compare_routing", "false"]) == {"compare_routing": False}
