@@ -30,12 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlmodels import rnn
+from dlmodels import capsules, rnn
 from dlmodels.autoencoders import autoencoder, deep_autoencoder
 from dlmodels.cnn import alexnet, convnet, lenet5, resnet, vgg
 from dlmodels.mlp import mlp
-from dlmodels.model import Model
-from dlmodels.nn import conv1d_layer, conv2d_layer, dense
+from dlmodels.gan import dcgan_discriminator, dcgan_generator, mlp_discriminator, mlp_generator
+from dlmodels.model import Model, StatefulModel, stateful
+from dlmodels.nn import batch_norm, conv1d_layer, conv2d_layer, conv_transpose2d_layer, dense
 from dlmodels.recursive import Forest, binarize, pack, recursive_net, tree_lstm
 from dlmodels.seq2seq import encoder_decoder
 from dlmodels.text.classify import bow_logistic, rnn_classifier
@@ -59,6 +60,17 @@ def cell_model(cell: rnn.Cell, input_size: int) -> Model:
         return cell.apply(params, carry, x)
 
     return Model(init, apply)
+
+
+def stateful_model(model: StatefulModel) -> Model:
+    """A ``StatefulModel`` as a ``Model`` run from its initial state:
+    ``apply(params, x) -> (y, new_state)`` (eval mode: the running statistics, state unchanged;
+    training mode: the batch's statistics and the updated state)."""
+
+    def apply(params, x, *, key=None, train=False):
+        return model.apply(params, model.init_state(), x, key=key, train=train)
+
+    return Model(model.init, apply)
 
 
 class Ints(NamedTuple):
@@ -171,6 +183,19 @@ MODELS = {
     "tree_lstm_child_sum": (lambda: forest_model(tree_lstm(9, 6, 3, dropout=0.2)), Ints((4, 6), 9), [(4, 5), (4,)]),
     "tree_lstm_n_ary_nodes": (lambda: forest_model(tree_lstm(9, 6, 3, kind="n_ary", max_children=3, node_classifier=True)), Ints((4, 6), 9), [(4, 7)]),
     "seq_gru_bidir_deep":  (lambda: rnn.sequence_model([rnn.gru(4), rnn.gru(3)], 5, 2, bidirectional=True), (4, 7, 5), [(4, 7, 4)]),
+    "conv_transpose2d_layer": (lambda: conv_transpose2d_layer(4, 4, 2, 3, stride=2, padding=1), (4, 5, 5, 2), [(4, 5, 5, 3), (5, 5, 2)]),
+    "batch_norm_images":   (lambda: stateful_model(batch_norm(3)), (4, 5, 5, 3), [(4, 5, 5, 2)]),
+    "batch_norm_features": (lambda: stateful_model(batch_norm(5, momentum=0.5, scale=False)), (4, 5), [(4, 6), (5,)]),
+    "stateful_dense":      (lambda: stateful_model(stateful(dense(5, 3))), (4, 5), [(4, 6)]),
+    "gan_mlp_generator":   (lambda: stateful_model(mlp_generator(6, (8,), image_shape=(4, 4, 1))), (4, 6), [(4, 5), (6,)]),
+    "gan_mlp_discriminator": (lambda: stateful_model(mlp_discriminator((5,), pieces=3, image_shape=(4, 4, 1))), (4, 4, 4, 1), [(4, 4, 4, 2), (4, 16)]),
+    "dcgan_generator":     (lambda: stateful_model(dcgan_generator(6, (4, 3), image_shape=(8, 8, 1))), (4, 6), [(4, 5)]),
+    "dcgan_discriminator": (lambda: stateful_model(dcgan_discriminator((3, 4), image_shape=(8, 8, 1))), (4, 8, 8, 1), [(4, 8, 8, 2)]),
+    "primary_caps":        (lambda: capsules.primary_caps(2, 3, 4, kernel=3, stride=2), (4, 7, 7, 2), [(4, 7, 7, 3), (7, 7, 2)]),
+    "digit_caps":          (lambda: capsules.digit_caps(6, 3, 4, 5, iterations=2), (4, 6, 4), [(4, 6, 3), (6, 4)]),
+    "capsule_decoder":     (lambda: capsules.decoder(6, (8,), 10), (4, 6), [(4, 5)]),
+    "capsnet":             (lambda: capsules.capsnet(3, input_shape=(12, 12, 1), conv_channels=4, conv_kernel=3, primary_types=2, primary_dim=4, primary_kernel=3, digit_dim=5, decoder_hidden=(8,)), (4, 12, 12, 1), [(4, 12, 12, 2), (12, 12, 1)]),
+    "capsnet_no_decoder_r1": (lambda: capsules.capsnet(3, input_shape=(10, 10, 1), conv_channels=4, conv_kernel=3, primary_types=2, primary_dim=4, primary_kernel=3, digit_dim=5, iterations=1, decoder_hidden=None), (4, 10, 10, 1), [(4, 10, 10, 2)]),
 }
 
 SLOW = {"alexnet_tiny"}  # eight layers of eager compilations: ~30 s on a busy 2-core CPU
