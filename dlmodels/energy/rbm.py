@@ -82,8 +82,60 @@ def _row(b: jax.Array, x: jax.Array) -> jax.Array:
     return jnp.reshape(b, (1,) * (x.ndim - 1) + b.shape)
 
 
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _rotate_left(x: jax.Array, r: int) -> jax.Array:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def _threefry2x32(k1, k2, x0, x1):
+    """Threefry-2x32, 20 rounds (Salmon et al. 2011), on uint32 words ``x0, x1`` of any shape with
+    the key words ``k1, k2``: the hash ``jax.random`` uses, written out round by round.
+
+    jax lowers its threefry on the CPU as a 5-iteration while loop, which materialises the words
+    and cannot fuse with what consumes them; written out, XLA fuses the hash, the comparison with
+    p and the conversion into one loop over the samples."""
+    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+        for r in _THREEFRY_ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = x0 ^ _rotate_left(x1, r)
+        x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x0, x1
+
+
+def _threefry_key_words(key: jax.Array):
+    """The two uint32 words of a threefry key (typed, or raw ``uint32[2]`` under jax's default
+    threefry implementation), or None for any other key."""
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if str(jax.random.key_impl(key)) != "threefry2x32":
+            return None
+        key = jax.random.key_data(key)
+    elif (key.dtype != jnp.uint32 or key.shape != (2,)
+          or jax.config.jax_default_prng_impl != "threefry2x32"):
+        return None
+    return key[0], key[1]
+
+
 def _bernoulli(key: jax.Array, p: jax.Array) -> jax.Array:
-    return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)
+    """Samples in {0, 1} with P(1) = p: ``(jax.random.uniform(key, p.shape, p.dtype) < p)`` as
+    ``p.dtype``, the same values bit for bit.
+
+    For float32 p and a threefry key (jax's default, with ``jax_threefry_partitionable``, also the
+    default) it is computed in one fusion: element i's 32 random bits are ``x0 ^ x1`` of
+    threefry2x32(key, (0, i)) (what ``jax.random.bits`` gives), uniform's float is
+    u = (bits >> 9) 2^-23, and u < p  <=>  (bits >> 9) < p 2^23 (both sides exact in float32).
+    Any other key, dtype or setting takes ``jax.random.uniform`` itself."""
+    words = _threefry_key_words(key)
+    if (words is None or p.dtype != jnp.float32 or p.size >= 2 ** 32
+            or not jax.config.jax_threefry_partitionable):
+        return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)
+    counts = jax.lax.iota(jnp.uint32, p.size).reshape(p.shape)
+    x0, x1 = _threefry2x32(*words, jnp.zeros_like(counts), counts)
+    mantissa = ((x0 ^ x1) >> np.uint32(9)).astype(jnp.float32)
+    return (mantissa < p * np.float32(2 ** 23)).astype(p.dtype)
 
 
 def base_rate_bias(v: jax.Array, *, eps: float = 1e-3) -> jax.Array:
