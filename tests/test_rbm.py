@@ -533,6 +533,44 @@ def test_bernoulli_samples_have_the_conditional_means():
         assert np.all(np.abs(np.asarray(sample).mean(0) - expected) < 5 * se + 1e-4)
 
 
+@pytest.mark.parametrize("make_key", [lambda: jax.random.PRNGKey(3),
+                                      lambda: jax.random.fold_in(jax.random.PRNGKey(1), 7),
+                                      lambda: jax.random.key(5)],
+                         ids=["raw", "folded", "typed"])
+def test_bernoulli_equals_jax_uniform_comparison_bit_for_bit(make_key):
+    """The written-out threefry sampler gives exactly (jax.random.uniform(key, shape) < p), jitted,
+    eager and vmapped over keys, for odd sizes, p at 0 and 1, and p on uniform's 2^-23 grid."""
+    key = make_key()
+    grid = jnp.arange(16, dtype=jnp.float32) * 2.0 ** -23
+    for shape in [(100, 784), (7, 13), (1,), (3, 1, 5), (2, 16)]:
+        p = jax.random.uniform(jax.random.PRNGKey(9), shape)
+        p = p.at[0].set(0.0).at[-1].set(1.0) if shape[0] > 2 else p
+        if shape == (2, 16):
+            p = jnp.stack([grid, grid + 2.0 ** -24])
+        expected = (jax.random.uniform(key, shape) < p).astype(jnp.float32)
+        assert rbm._bernoulli(key, p).dtype == jnp.float32
+        np.testing.assert_array_equal(rbm._bernoulli(key, p), expected)
+        np.testing.assert_array_equal(jax.jit(rbm._bernoulli)(key, p), expected)
+    keys = jax.random.split(key, 3)
+    p = jax.random.uniform(jax.random.PRNGKey(4), (3, 6, 5))
+    np.testing.assert_array_equal(
+        jax.vmap(rbm._bernoulli)(keys, p),
+        jnp.stack([(jax.random.uniform(k, (6, 5)) < q).astype(jnp.float32)
+                   for k, q in zip(keys, p)]))
+
+
+def test_bernoulli_other_keys_and_dtypes_take_jax_random():
+    """rbg keys and float16 p go through jax.random.uniform itself: still the same samples."""
+    p = jax.random.uniform(jax.random.PRNGKey(2), (40, 9))
+    key = jax.random.key(1, impl="rbg")
+    np.testing.assert_array_equal(rbm._bernoulli(key, p),
+                                  (jax.random.uniform(key, p.shape) < p).astype(jnp.float32))
+    half = p.astype(jnp.float16)
+    key = jax.random.PRNGKey(6)
+    np.testing.assert_array_equal(
+        rbm._bernoulli(key, half), (jax.random.uniform(key, p.shape, jnp.float16) < half))
+
+
 def test_gaussian_visible_samples_mean_and_variance():
     params = make_params(21, 4, 3, std=1.0, gaussian=True)
     p = f64(params)
