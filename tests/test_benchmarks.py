@@ -30,14 +30,31 @@ def test_ratio_is_peer_over_ours_and_table_says_so():
     assert "3.00x" in table
 
 
+def test_headline_is_the_median_of_the_round_ratios():
+    """Rounds (ours, peer) (1, 2), (2, 2), (4, 4.4), (10, 10): per-round ratios 2, 1, 1.1, 1,
+    median 1.05; the ratio of medians, 3.2 / 3.0, is another number."""
+    case = harness.Case("c", {})
+    ours, peer = (1.0, 2.0, 4.0, 10.0), (2.0, 2.0, 4.4, 10.0)
+    result = harness.Result(case, harness.Measurement("o", harness.Timing(statistics.median(ours), ours)),
+                            harness.Measurement("p", harness.Timing(statistics.median(peer), peer)))
+    assert result.round_ratios == pytest.approx((2.0, 1.0, 1.1, 1.0))
+    assert result.ratio == pytest.approx(1.05)                         # median of 2, 1, 1.1, 1
+    assert result.ratio_of_medians == pytest.approx(3.2 / 3.0)
+    q25, q75 = result.ratio_quartiles()
+    assert q25 <= result.ratio <= q75
+    assert result.summary()["median_round_ratio"] == result.ratio
+
+
 def _check_ratio(result):
     """``ratio_peer_over_ours`` and the medians recomputed from the recorded times."""
     ours, peer = result["ours"]["times_s"], result["peer"]["times_s"]
     assert min(ours) > 0 and min(peer) > 0
     assert result["ours"]["median_s"] == pytest.approx(statistics.median(ours), rel=1e-12)
     assert result["peer"]["median_s"] == pytest.approx(statistics.median(peer), rel=1e-12)
-    assert result["ratio_peer_over_ours"] == pytest.approx(
+    assert result["ratio_of_medians"] == pytest.approx(
         statistics.median(peer) / statistics.median(ours), rel=1e-12)
+    assert result["ratio_peer_over_ours"] == pytest.approx(   # the median of per-round ratios
+        statistics.median(p / o for p, o in zip(peer, ours)), rel=1e-12)
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow  # ~70 s: the whole quick suite in subprocesses
 def test_quick_report(tmp_path):
     out = tmp_path / "scaling.json"
     proc = subprocess.run([sys.executable, "-m", "dlmodels.cli", "bench", "scaling", "--quick",

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+import fake_mnist
 from dlmodels import experiment
 
 SIZES = {"train": 96, "valid": 32, "test": 40}
@@ -15,11 +16,7 @@ TINY = {"conv_channels": 4, "primary_types": 2, "epochs": 2, "batch_size": 16,
         "compare_epochs": 1, "max_test_shift": 1, "checkpoint_every": 6}
 
 
-def fake_load(name, split):
-    """Random MNIST-shaped arrays: x float32 [N, 784] in [0, 1], y int32 [N] in 0..9."""
-    rng = np.random.default_rng(list(SIZES).index(split))
-    n = SIZES[split]
-    return rng.uniform(size=(n, 784)).astype(np.float32), rng.integers(0, 10, n).astype(np.int32)
+fake_load = fake_mnist.loader(SIZES)
 
 
 @pytest.fixture(autouse=True)

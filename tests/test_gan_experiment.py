@@ -8,17 +8,14 @@ import json
 import numpy as np
 import pytest
 
+import fake_mnist
 from dlmodels import experiment
 from dlmodels.experiments import gan_mnist
 
 SIZES = {"train": 200, "valid": 60, "test": 50}
 
 
-def fake_load(name, split):
-    """Random MNIST-shaped arrays: x float32 [N, 784] in [0, 1], y int32 [N] in 0..9."""
-    rng = np.random.default_rng(list(SIZES).index(split))
-    n = SIZES[split]
-    return rng.uniform(size=(n, 784)).astype(np.float32), rng.integers(0, 10, n).astype(np.int32)
+fake_load = fake_mnist.loader(SIZES)
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,9 @@ from dlmodels.train.objectives import classifier
 SCRIPT = os.path.join(os.path.dirname(__file__), "sharded_runs.py")
 TOL = 1e-5   # the issue's tolerance on params after 50 steps
 
+# one xdist worker runs the whole module, so its two subprocess fixtures run once, not per worker
+pytestmark = pytest.mark.xdist_group("sharding")
+
 
 def _run(tmp_path, *args) -> dict:
     out = tmp_path / f"{args[0]}.json"
@@ -69,12 +72,14 @@ def test_sharded_sweep_equals_vmapped_sweep(mlp_and_errors):
     assert r["hyper_params"] < TOL              # a learning-rate sweep over "seeds" too
 
 
+@pytest.mark.slow  # the LeNet subprocess fixture: ~2-3 min on 2 cores
 def test_data_parallel_lenet_equals_one_device(lenet_hlo_checkpoints):
     r = lenet_hlo_checkpoints
     assert r["lenet_param_scale"] > 0.1
     assert r["lenet_data8_params"] < TOL
 
 
+@pytest.mark.slow  # the LeNet subprocess fixture: ~2-3 min on 2 cores
 def test_one_all_reduce_per_step(lenet_hlo_checkpoints):
     """XLA's combiner turns the gradients of every leaf (and the loss) into one all-reduce."""
     r = lenet_hlo_checkpoints
@@ -84,6 +89,7 @@ def test_one_all_reduce_per_step(lenet_hlo_checkpoints):
         assert r[f"{name}_steps5_all_reduce"] == 1    # the scanned body, run 5 times
 
 
+@pytest.mark.slow  # the LeNet subprocess fixture: ~2-3 min on 2 cores
 def test_checkpoints_cross_layouts_in_one_process(lenet_hlo_checkpoints):
     r = lenet_hlo_checkpoints
     keys = [k for k in r if k.startswith("ckpt_")]
@@ -118,7 +124,7 @@ def _flat(params):
             for p, x in jax.tree_util.tree_leaves_with_path(params)}
 
 
-@pytest.mark.parametrize("seeds", [None, [0, 1, 2, 3]])
+@pytest.mark.parametrize("seeds", [None, pytest.param([0, 1, 2, 3], marks=pytest.mark.slow)])
 def test_checkpoints_cross_processes(tmp_path, seeds):
     """A checkpoint written on 8 devices (data=8, or seeds=4,data=2) resumes in this one-device
     process, and one written here resumes on 8 devices; both equal the uninterrupted run."""

@@ -46,6 +46,7 @@ def test_config_checks():
             translation.Config(**bad)
 
 
+@pytest.mark.slow  # ~60 s: a training run killed and resumed in subprocesses
 def test_translation_smoke_killed_and_resumed(tmp_path, monkeypatch):
     from dlmodels.experiments import translation
 
