@@ -980,3 +980,50 @@ def test_pcd_stats_report_the_data_mean_field_reconstruction_error():
     recon = sigmoid(sigmoid(x @ p["w"] + p["b_hidden"]) @ p["w"].T + p["b_visible"])
     np.testing.assert_allclose(stats.reconstruction_error, np.mean(np.sum((x - recon) ** 2, -1)),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("visible,hidden,method", [
+    ("bernoulli", "bernoulli", "cd"), ("bernoulli", "bernoulli", "pcd"),
+    ("gaussian", "bernoulli", "cd"), ("gaussian", "bernoulli", "pcd"),
+    ("bernoulli", "gaussian", "cd"), ("bernoulli", "gaussian", "pcd")])
+def test_estimate_is_finite_equals_the_per_leaf_check(visible, hidden, method):
+    """estimate_is_finite (loss and bias gradients only) agrees with all(isfinite(leaf)) over
+    loss, gradients and chains, for clean inputs and for NaN / +-inf put into one entry of W, a
+    bias, sigma (or sigma = 0), the data or the chains, at several positions."""
+    model = rbm.rbm(6, 4, visible=visible, hidden=hidden)
+    est = rbm.estimator(model, method=method, k=1, n_chains=5)
+    rng = np.random.default_rng(0)
+    data = (jnp.asarray(rng.normal(0, 1, (8, 6)), jnp.float32) if visible == "gaussian"
+            else jnp.asarray(rng.integers(0, 2, (8, 6)), jnp.float32))
+    clean = make_params(1, 6, 4, gaussian=visible == "gaussian")
+
+    def both(params, v, chains, key):
+        grads, chains, loss, _ = est.estimate(key, params, chains, v)
+        per_leaf = all(bool(jnp.all(jnp.isfinite(x)))
+                       for x in jax.tree.leaves((loss, grads, chains)))
+        return bool(rbm.estimate_is_finite(loss, grads, chains)), per_leaf
+
+    cases = [(clean, data, None)]
+    for bad in (np.nan, np.inf, -np.inf):
+        for i in range(3):
+            r, c = int(rng.integers(6)), int(rng.integers(4))
+            cases.append(({**clean, "w": clean["w"].at[r, c].set(bad)}, data, None))
+            cases.append(({**clean, "b_hidden": clean["b_hidden"].at[c].set(bad)}, data, None))
+            cases.append(({**clean, "b_visible": clean["b_visible"].at[r].set(bad)}, data, None))
+            cases.append((clean, data.at[int(rng.integers(8)), r].set(bad), None))
+            if method == "pcd":
+                cases.append((clean, data, data[:5].at[int(rng.integers(5)), r].set(bad)))
+            if visible == "gaussian":
+                cases.append(({**clean, "sigma": clean["sigma"].at[r].set(bad)}, data, None))
+    if visible == "gaussian":
+        cases.append(({**clean, "sigma": clean["sigma"].at[2].set(0.0)}, data, None))
+    flagged = 0
+    for n, (params, v, chains) in enumerate(cases):
+        key = jax.random.PRNGKey(n)
+        chains = est.init(key, params, data) if chains is None else chains
+        certificate, per_leaf = both(params, v, chains, key)
+        assert certificate == per_leaf, (n, certificate, per_leaf)
+        flagged += not per_leaf
+    assert both(clean, data, est.init(jax.random.PRNGKey(0), clean, data),
+                jax.random.PRNGKey(0)) == (True, True)
+    assert flagged >= len(cases) // 2
