@@ -687,23 +687,6 @@ def estimator(model: RBM, *, method: str = "cd", k: int = 1, n_chains: int = 100
     return GradientEstimator(init, estimate)
 
 
-def estimate_is_finite(loss: jax.Array, grads: Params, model_state=()) -> jax.Array:
-    """Whether an :func:`estimator` step's loss, gradients and chains are all finite, read from
-    the values the step has already reduced: the loss and the bias gradients ``[n_v]``, ``[n_h]``
-    (batch means), without a pass over ``grads["w"] [n_v, n_h]`` or the chains.
-
-    Why it suffices: ``dW = (x_k^T p_k - x_0^T p_0) / B`` is built from the same factors as
-    ``db = mean(v_k) - mean(v_0)`` (over sigma^2) and ``dc = mean(p_k) - mean(p_0)``, and a mean
-    is NaN or infinite as soon as one of its terms is; Bernoulli probabilities and samples lie in
-    [0, 1], so a product sum with finite factors is finite (for real-valued units unless it
-    overflows float32, |x p| > 3e38 / B); PCD's chains are the v_k of ``db``; the loss covers the
-    data and the reconstruction. ``model_state`` is accepted for the trainer's signature and not
-    read. Equals the per-leaf check ``all(isfinite(leaf))`` short of such overflow (tested)."""
-    del model_state
-    return (jnp.isfinite(loss) & jnp.all(jnp.isfinite(grads["b_visible"]))
-            & jnp.all(jnp.isfinite(grads["b_hidden"])))
-
-
 def practical_optimizer(learning_rate: float | optax.Schedule, *, initial_momentum: float = 0.5,
                         momentum: float = 0.9, switch_step: int = 0,
                         weight_decay: float = 2e-4) -> optax.GradientTransformation:
