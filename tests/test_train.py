@@ -283,3 +283,40 @@ def test_shuffle_false_takes_batches_in_order():
               TrainConfig(epochs=2, batch_size=4, shuffle=False, progress=False))
     np.testing.assert_array_equal(np.asarray(res.state.model_state),
                                   np.tile(np.arange(12).reshape(3, 4), (2, 1)))
+
+
+@pytest.mark.parametrize("poison", [np.inf, np.nan, 1e20])
+def test_a_nonfinite_gradient_with_a_finite_loss_is_skipped(poison):
+    """``loss = sum(w * x) + inject(b, c)``, where ``inject`` is 0 with gradient ``c``: the loss
+    stays finite while one batch's dloss/db is inf, nan or 1e20 (finite, but its square overflows
+    float32: the guard reads the global gradient norm, and skips it too). That step leaves params
+    and Adam's moments as they were: w follows a numpy Adam over the other steps only."""
+    from dlmodels.train.state import create
+
+    @jax.custom_vjp
+    def inject(b, c):
+        return b * 0.0
+
+    inject.defvjp(lambda b, c: (b * 0.0, c), lambda c, g: (g * c, jnp.zeros_like(c)))
+
+    def loss_fn(params, batch, key):
+        return jnp.sum(params["w"] * batch[0]) + inject(params["b"], batch[1]), {}
+
+    optimizer = optax.adam(0.1)
+    state = create({"w": jnp.ones(3), "b": jnp.zeros(())}, optimizer, jax.random.PRNGKey(0))
+    step = jax.jit(make_train_step(loss_fn, optimizer))
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    w, m, v, t = np.ones(3), np.zeros(3), np.zeros(3), 0
+    for c in [1.0, poison, 1.0]:
+        state, metrics = step(state, (jnp.asarray(x), jnp.float32(c)))
+        assert np.isfinite(float(metrics.loss))
+        assert bool(metrics.finite) == (c == 1.0)
+        if c == 1.0:                                              # numpy Adam, dloss/dw = x
+            t += 1
+            m = 0.9 * m + 0.1 * x
+            v = 0.999 * v + 0.001 * x ** 2
+            w = w - 0.1 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        np.testing.assert_allclose(state.params["w"], w, rtol=1e-5)
+        assert np.isfinite(float(state.params["b"]))
+        assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(state.opt_state))
+    assert int(state.step) == 3 and int(state.opt_state[0].count) == 2
