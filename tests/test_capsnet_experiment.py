@@ -36,6 +36,7 @@ def _without_times(results: dict) -> dict:
     return out
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_capsnet_smoke_and_resume(tmp_path):
     run_dir, results = experiment.run("capsnet_mnist", TINY, run_dir=str(tmp_path / "a"))
     for name in ("config.json", "results.json", "metrics.jsonl", "curves.png",

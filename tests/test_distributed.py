@@ -351,6 +351,7 @@ def test_killing_one_of_two_processes_started_by_hand_stops_the_other(tmp_path, 
     print(f"process 0 stopped {elapsed:.1f} s after process 1 was killed")
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_a_frozen_process_stops_the_other_through_the_heartbeat(tmp_path, clean_env):
     """Process 1 frozen by SIGSTOP (its sockets stay open, its heartbeats stop: a host gone from
     the network): the coordination service aborts process 0 after the heartbeat timeout (10 s),

@@ -56,6 +56,7 @@ def _check(results, run_dir, models, n_seeds):
         assert len(model["curves"]) == n_seeds
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_gan_mnist_smoke_and_resume(tmp_path):
     config = gan_mnist.Config(**TINY)
     # uninterrupted, through the CLI's entry point (config.json, results.json)

@@ -32,6 +32,7 @@ TINY = {"models": ("treelstm", "lstm"), "train_size": 0, "row_nodes": 24,
         "checkpoint_every": 2, "learning_rate": 0.01}
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_listops_smoke_and_resume(tmp_path, monkeypatch):
     check_run(tmp_path, monkeypatch, TINY)
 

@@ -37,6 +37,7 @@ def _without_times(results: dict) -> dict:
     return out
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_char_lm_smoke_and_resume(tmp_path):
     run_dir, results = experiment.run("char_lm", CHAR, run_dir=str(tmp_path / "a"))
     for key in ("test_nats", "test_bits", "test_perplexity", "valid_nats", "valid_bits",
@@ -80,6 +81,7 @@ def experiment_text(split):
     return load_splits("synthetic", 6000)[split]
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_word_lm_smoke(tmp_path):
     _, results = experiment.run("word_lm", WORD, run_dir=str(tmp_path))
     assert set(results["models"]) == {"elman", "lstm", "gru"}

@@ -61,6 +61,7 @@ TINY = {"models": ("mft", "hmm", "perceptron", "bilstm_crf"), "perceptron_epochs
         "confusion_tags": 4}
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_pos_tagging_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr("dlmodels.data.pattern.tagged", fake_tagged)
     monkeypatch.setattr("dlmodels.data.pattern.wsj", fake_wsj)

@@ -35,6 +35,7 @@ TINY = {"n_folds": 2, "max_len": 12, "cell": "elman", "embed_dim": 8, "hidden": 
         "checkpoint_every": 0}
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_sentiment_smoke(tmp_path, monkeypatch):
     text = fake_csv(60)
     monkeypatch.setattr(pattern, "polarity",

@@ -29,6 +29,7 @@ def _run_files(run_dir):
     return {f: json.load(open(os.path.join(folder, f))) for f in sorted(os.listdir(folder))}
 
 
+@pytest.mark.slow  # an experiment's smoke run: kept out of the 15-minute default run
 def test_smoke_numbers_and_resume(tmp_path):
     run_dir, results = experiment.run("word2vec", SMOKE, run_dir=str(tmp_path / "run"))
     for name in ("results.json", "config.json", "metrics.jsonl", "table.md", "table.png",
