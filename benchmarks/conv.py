@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
 import sys
 from typing import Callable
 
@@ -201,6 +202,65 @@ def ours_train_step(net: Net, params, x, y):
         holder[0], metrics = step(holder[0], batch)
         return metrics.loss
     return go
+
+
+def vmapped_seed_sides(net: Net, k: int) -> dict[str, Callable]:
+    """K seeds of ``net`` through the trainer's ``make_train_step``: ``"vmapped"``, one
+    ``jax.vmap``-ed step over the K states with the batch broadcast to ``[K, B, ...]`` (as
+    ``fit(..., seeds=K)`` runs it, ``steps_per_call=1`` on the CPU), and ``"sequential"``, K calls
+    of the single-run step, one per seed's state. Both make one update of every seed per call."""
+    model = our_model(net)
+    loss_fn, _ = classifier(model.apply, train_mode=False)
+    optimizer = optax.sgd(LR, momentum=MOMENTUM)
+    one = train_step_lib.make_train_step(loss_fn, optimizer)
+    x, y = batch_data(net)
+    batch = (jnp.asarray(x), jnp.asarray(y))
+    states = [create_state(init_params(net, seed), optimizer, jax.random.PRNGKey(seed))
+              for seed in range(k)]
+
+    def vmapped(state, batch):
+        wide = jax.tree.map(lambda a: jnp.broadcast_to(a, (k, *a.shape)), batch)
+        return jax.vmap(one)(state, wide)
+
+    step_k = jax.jit(vmapped, donate_argnums=0)
+    step_1 = jax.jit(one, donate_argnums=0)
+    stacked = [jax.tree.map(lambda *a: jnp.stack(a), *states)]
+    singles = [_copy(s) for s in states]
+
+    def go_vmapped():
+        stacked[0], metrics = step_k(stacked[0], batch)
+        return metrics.loss
+
+    def go_sequential():
+        losses = []
+        for i in range(k):
+            singles[i], metrics = step_1(singles[i], batch)
+            losses.append(metrics.loss)
+        return losses
+
+    return {"vmapped": go_vmapped, "sequential": go_sequential}
+
+
+def vmapped_seeds(net: Net, k: int, *, warmup: int, repeats: int) -> tuple[Result, dict]:
+    """Time ``vmapped_seed_sides`` in interleaved rounds; the first call of each side is checked
+    to give the same K losses (the vmapped convolutions equal the unbatched ones)."""
+    sides = vmapped_seed_sides(net, k)
+    first_v = np.asarray(sides["vmapped"]())
+    first_s = np.asarray([np.asarray(l) for l in sides["sequential"]()])
+    rel = float(np.max(np.abs(first_v - first_s) / np.abs(first_s)))
+    timings = time_interleaved(sides, warmup=warmup, repeats=repeats)
+    case = Case(f"{net.name} x{k} seeds", {"seeds": k, "batch": net.batch},
+                {"path": "jax.vmap(make_train_step) vs K single-run steps"})
+    result = Result(case, Measurement("vmapped", timings["vmapped"]),
+                    Measurement("sequential", timings["sequential"]),
+                    {"max_rel_loss_diff": rel, "same_function": rel <= MAX_REL_LOSS_DIFF})
+    ratios = result.round_ratios
+    q = result.ratio_quartiles()
+    row = {"case": case.name, "seeds": k, "vmapped_ms": timings["vmapped"].median * 1e3,
+           "sequential_ms": timings["sequential"].median * 1e3,
+           "ratio_sequential_over_vmapped": statistics.median(ratios),
+           "ratio_q25_q75": list(q), "max_rel_loss_diff": rel}
+    return result, row
 
 
 # -- Flax Linen ----------------------------------------------------------------------------------
