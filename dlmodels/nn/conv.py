@@ -397,17 +397,19 @@ def _conv_transpose_ops(stride, dilation, crops, cpu: bool):
     return _member_loop(forward, 1, _fold_into_batch), _with_looped_vjp(input_grad)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv_transpose_2d(x, w, stride, dilation, crops):
-    forward, _ = _conv_transpose_ops(stride, dilation, crops, _seed_rule_in_effect())
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_transpose_2d(x, w, stride, dilation, crops, looped):
+    # looped (_seed_rule_in_effect(), decided by the caller) is a static argument so that jax's
+    # cache of this function's traces keeps the two paths apart
+    forward, _ = _conv_transpose_ops(stride, dilation, crops, looped)
     return forward(x, w)
 
 
-def _conv_transpose_2d_fwd(x, w, stride, dilation, crops):
-    return _conv_transpose_2d(x, w, stride, dilation, crops), (x, w)
+def _conv_transpose_2d_fwd(x, w, stride, dilation, crops, looped):
+    return _conv_transpose_2d(x, w, stride, dilation, crops, looped), (x, w)
 
 
-def _conv_transpose_2d_bwd(stride, dilation, crops, residuals, dy):
+def _conv_transpose_2d_bwd(stride, dilation, crops, looped, residuals, dy):
     # d/dx: XLA's own transpose of the lhs-dilated convolution (a strided conv2d, fast). d/dw:
     # XLA:CPU's kernel gradient of an lhs-dilated convolution is the slow part of a DCGAN layer's
     # training step, so it is computed here as kh * kw matmuls, dw[m, l] = sum_{n,i,j}
@@ -418,7 +420,7 @@ def _conv_transpose_2d_bwd(stride, dilation, crops, residuals, dy):
     # On the CPU d/dx is batched over seeds by the seed loop (_conv_transpose_ops); the matmuls
     # of d/dw batch into batched matmuls by themselves.
     x, w = residuals
-    _, input_grad = _conv_transpose_ops(stride, dilation, crops, _seed_rule_in_effect())
+    _, input_grad = _conv_transpose_ops(stride, dilation, crops, looped)
     dx = input_grad(x, w, dy)
     n, h, wd, _ = x.shape
     zero = jnp.zeros((), dy.dtype)
@@ -488,7 +490,8 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, *, stride: IntOrPair = 1, paddi
             raise ShapeError(f"{where}: output size {out} on spatial axis {axis} is not positive: "
                              f"x shape {x.shape}, w shape {w.shape}, padding {padding!r}")
     dtype = jnp.result_type(x, w)  # obeys the promotion mode (raises under strict promotion)
-    return _conv_transpose_2d(x.astype(dtype), w.astype(dtype), strides, dilations, crops)
+    return _conv_transpose_2d(x.astype(dtype), w.astype(dtype), strides, dilations, crops,
+                              _seed_rule_in_effect())
 
 
 def conv_transpose2d_layer(kh: int, kw: int, c_in: int, c_out: int, *, stride: IntOrPair = 1,
