@@ -38,7 +38,8 @@ def conv_steps_per_call(default: int, backend: str | None = None) -> int:
 
 def vmap_conv_seeds(backend: str | None = None) -> bool:
     """Whether K seeds of a convolutional network should train as one vmapped program
-    (``fit(..., seeds=...)``) rather than one run after another: False on the CPU, True elsewhere.
+    (``fit(..., seeds=...)``) rather than one run after another: True off the CPU, and on the
+    CPU only once ``reuse_freed_memory()`` has been applied in this process.
 
     jax batches a convolution whose kernels are batched over seeds into a grouped convolution,
     which XLA:CPU runs ~6x slower per member than a single run. On the CPU the library's
@@ -49,11 +50,16 @@ def vmap_conv_seeds(backend: str | None = None) -> bool:
     0.40); gan_mnist's DCGAN, B=64, K=4: 0.81 (grouped: 0.30). What is left is memory: the vmapped
     step's temporaries (71 MB for LeNet-5 at K=8, 10 MB for one run) are above glibc's mmap
     threshold, so every call maps them afresh (25,000 page faults per step; one run's stay in the
-    heap: none); with ``reuse_freed_memory()`` called before JAX starts, 0.99 [0.95-1.19]. On a
+    heap: none); with ``reuse_freed_memory()`` called before JAX starts, 0.99 [0.95-1.19] and
+    1.07 [1.02-1.08] (``benchmarks/conv.py --seeds 8 --reuse-freed-memory``; without: 0.86
+    [0.72-0.87] in the run beside it, load 5-6). On a
     GPU, cuDNN runs a grouped convolution as one kernel, so the vmapped program is expected to be
     the fast way (not yet measured in this repository).
     """
-    return name(backend) != "cpu"
+    return name(backend) != "cpu" or _freed_memory_reused
+
+
+_freed_memory_reused = False
 
 
 def reuse_freed_memory() -> bool:
@@ -73,9 +79,11 @@ def reuse_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
+    global _freed_memory_reused
     m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # <malloc.h>
-    return bool(mallopt(m_arena_max, 1) and mallopt(m_mmap_max, 0)
-                and mallopt(m_trim_threshold, 2**31 - 1))
+    _freed_memory_reused = bool(mallopt(m_arena_max, 1) and mallopt(m_mmap_max, 0)
+                                and mallopt(m_trim_threshold, 2**31 - 1))
+    return _freed_memory_reused
 
 
 def matmul_rtol(cpu_rtol: float, backend: str | None = None) -> float:

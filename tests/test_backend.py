@@ -252,6 +252,9 @@ def test_reuse_freed_memory_sets_glibc_malloc_options_in_a_fresh_process():
     import subprocess
     import sys
 
-    code = "from dlmodels import backend; print(backend.reuse_freed_memory())"
+    code = ("from dlmodels import backend; before = backend.vmap_conv_seeds(); "
+            "print(before, backend.reuse_freed_memory(), backend.vmap_conv_seeds())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() in ("True", "False")  # False only where the C library is not glibc
+    before, applied, after = out.stdout.split()
+    assert before == "False" and applied in ("True", "False")  # False: not glibc
+    assert after == applied  # the CPU vmaps conv seeds once freed memory is reused
