@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
 import sys
 from typing import Callable
 
@@ -201,6 +202,69 @@ def ours_train_step(net: Net, params, x, y):
         holder[0], metrics = step(holder[0], batch)
         return metrics.loss
     return go
+
+
+def vmapped_seed_sides(net: Net, k: int) -> dict[str, Callable]:
+    """K seeds of ``net`` through the trainer's ``make_train_step``: ``"vmapped"``, one
+    ``jax.vmap``-ed step over the K states with the batch broadcast to ``[K, B, ...]`` (as
+    ``fit(..., seeds=K)`` runs it, ``steps_per_call=1`` on the CPU), and ``"sequential"``, K calls
+    of the single-run step, one per seed's state. Both make one update of every seed per call."""
+    model = our_model(net)
+    loss_fn, _ = classifier(model.apply, train_mode=False)
+    optimizer = optax.sgd(LR, momentum=MOMENTUM)
+    one = train_step_lib.make_train_step(loss_fn, optimizer)
+    x, y = batch_data(net)
+    batch = (jnp.asarray(x), jnp.asarray(y))
+    states = [create_state(init_params(net, seed), optimizer, jax.random.PRNGKey(seed))
+              for seed in range(k)]
+
+    def vmapped(state, batch):
+        wide = jax.tree.map(lambda a: jnp.broadcast_to(a, (k, *a.shape)), batch)
+        return jax.vmap(one)(state, wide)
+
+    step_k = jax.jit(vmapped, donate_argnums=0)
+    step_1 = jax.jit(one, donate_argnums=0)
+    stacked = [jax.tree.map(lambda *a: jnp.stack(a), *states)]
+    singles = [_copy(s) for s in states]
+
+    def go_vmapped():
+        stacked[0], metrics = step_k(stacked[0], batch)
+        return metrics.loss
+
+    def go_sequential():
+        losses = []
+        for i in range(k):
+            singles[i], metrics = step_1(singles[i], batch)
+            losses.append(metrics.loss)
+        return losses
+
+    return {"vmapped": go_vmapped, "sequential": go_sequential}
+
+
+def vmapped_seeds(net: Net, k: int, *, warmup: int, repeats: int) -> tuple[Result, dict]:
+    """Time ``vmapped_seed_sides`` in interleaved rounds; the first call of each side is checked
+    to give the same K losses (the vmapped convolutions equal the unbatched ones). The row's
+    ratio is sequential / vmapped per member (> 1: the vmapped program is faster), the median of
+    the per-round ratios, with their quartiles."""
+    sides = vmapped_seed_sides(net, k)
+    first_v = np.asarray(sides["vmapped"]())
+    first_s = np.asarray([np.asarray(l) for l in sides["sequential"]()])
+    rel = float(np.max(np.abs(first_v - first_s) / np.abs(first_s)))
+    timings = time_interleaved(sides, warmup=warmup, repeats=repeats)
+    case = Case(f"{net.name} x{k} seeds", {"seeds": k, "batch": net.batch},
+                {"path": "jax.vmap(make_train_step) vs K single-run steps"})
+    result = Result(case, Measurement("vmapped", timings["vmapped"]),
+                    Measurement("sequential", timings["sequential"]),
+                    {"max_rel_loss_diff": rel, "same_function": rel <= MAX_REL_LOSS_DIFF})
+    ratios = result.round_ratios
+    q = result.ratio_quartiles()
+    row = {"case": case.name, "seeds": k, "vmapped_ms": timings["vmapped"].median * 1e3,
+           "sequential_ms": timings["sequential"].median * 1e3,
+           "ratio_sequential_over_vmapped": statistics.median(ratios),
+           "ratio_q25_q75": list(q), "max_rel_loss_diff": rel,
+           "vmapped_times_s": list(timings["vmapped"].times),
+           "sequential_times_s": list(timings["sequential"].times)}
+    return result, row
 
 
 # -- Flax Linen ----------------------------------------------------------------------------------
@@ -474,7 +538,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", nargs="+", choices=PEERS, default=list(PEERS))
     parser.add_argument("--alexnet-width", type=float, default=None,
                         help="AlexNet channel multiplier (default 1; ignored with --quick)")
+    parser.add_argument("--seeds", type=int, default=8,
+                        help="K for the case 'K LeNet-5 seeds vmapped vs one after another' "
+                             "(0: skip it; 2 with --quick)")
+    parser.add_argument("--reuse-freed-memory", action="store_true",
+                        help="call dlmodels.backend.reuse_freed_memory() before JAX starts")
     args = parser.parse_args(argv)
+    if args.seeds < 0:
+        parser.error("--seeds must be >= 0")
+    freed = backend.reuse_freed_memory() if args.reuse_freed_memory else False
     if args.quick:
         nets, repeats, warmup = QUICK_NETS, 1, 1
     else:
@@ -585,6 +657,22 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_fastest_peer_q25_q75": (list(fastest_result.ratio_quartiles())
                                            if fastest_result else None)})
 
+    seeds_row = None
+    if args.seeds:
+        lenet = next(n for n in (QUICK_NETS if args.quick else NETS) if n.kind == "lenet5")
+        k = 2 if args.quick else args.seeds
+        print(f"\n{lenet.name}, {k} seeds: one vmapped training step (make_train_step, as "
+              f"fit(..., seeds={k}) runs it) vs {k} single-run steps; reuse_freed_memory: {freed}",
+              flush=True)
+        _, seeds_row = vmapped_seeds(lenet, k, warmup=warmup, repeats=repeats)
+        q = seeds_row["ratio_q25_q75"]
+        print(f"  vmapped {seeds_row['vmapped_ms']:.1f} ms, sequential "
+              f"{seeds_row['sequential_ms']:.1f} ms; sequential / vmapped (median of per-round "
+              f"ratios) {seeds_row['ratio_sequential_over_vmapped']:.2f}x [{q[0]:.2f}-{q[1]:.2f}] "
+              f"(target >= 1.0); losses equal to {seeds_row['max_rel_loss_diff']:.1e}", flush=True)
+        if seeds_row["max_rel_loss_diff"] > MAX_REL_LOSS_DIFF:
+            failed.append(f"{k} seeds: vmapped losses differ {seeds_row['max_rel_loss_diff']}")
+
     print()
     for label in dict.fromkeys(r.peer.label for r in results):
         title = (f"{FASTEST} (the faster of flax and the faster PyTorch variant, per case) vs {OURS}"
@@ -602,7 +690,10 @@ def main(argv: list[str] | None = None) -> int:
               "max_rel_loss_diff": backend.matmul_rtol(MAX_REL_LOSS_DIFF),
               "flops": "forward 2*kh*kw*Cin*Cout*Hout*Wout per conv, 2*in*out per dense, per "
                        "image; step = 3x forward"}
-    extra = {"cases": summary, "skipped": skipped_all, "failed_checks": failed}
+    config["seeds"] = {"k": seeds_row["seeds"] if seeds_row else 0,
+                       "reuse_freed_memory": freed}
+    extra = {"cases": summary, "vmapped_seeds": seeds_row, "skipped": skipped_all,
+             "failed_checks": failed}
     path = write_json(SUITE, results, out=args.out, config=config, extra=extra)
     print(f"wrote {path}")
     if failed:

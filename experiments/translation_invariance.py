@@ -7,9 +7,9 @@ ReLU, a dense ReLU layer, 10 logits) are trained on the unshifted training digit
 pooling after each convolution and one without (its dense layer sees every position). Both are
 then tested on the test digits shifted by 0..``max_shift`` pixels (up, down, left and right,
 zero fill, averaged over the four directions), ``n_seeds`` seeds each. On the CPU the seeds run
-one after another: XLA:CPU turns a convolution vmapped over seeds (batched kernels) into a grouped
-convolution ~6x slower per member than a single run; elsewhere they train as one vmapped program
-(``dlmodels.backend.vmap_conv_seeds``).
+one after another: vmapped over seeds, the library's convolutions still run ~10-20 % slower per
+member than single runs there (``dlmodels.backend.vmap_conv_seeds``, which has the measurements);
+elsewhere they train as one vmapped program.
 """
 
 from __future__ import annotations

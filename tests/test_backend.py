@@ -246,3 +246,15 @@ def test_rnn_suite_gpu_flow_on_cpu(monkeypatch, tmp_path, capsys):
     assert all(isinstance(g["met"], bool) for g in goals)
     printed = capsys.readouterr().out
     assert printed.count("GPU goal, lstm B64-small") == 2 and "cuDNN peer: not measured" not in printed
+
+
+def test_reuse_freed_memory_sets_glibc_malloc_options_in_a_fresh_process():
+    import subprocess
+    import sys
+
+    code = ("from dlmodels import backend; before = backend.vmap_conv_seeds(); "
+            "print(before, backend.reuse_freed_memory(), backend.vmap_conv_seeds())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, applied, after = out.stdout.split()
+    assert before == "False" and applied in ("True", "False")  # False: not glibc
+    assert after == applied  # the CPU vmaps conv seeds once freed memory is reused

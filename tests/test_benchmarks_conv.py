@@ -97,3 +97,13 @@ def test_conv_check_fails_when_a_peer_computes_something_else(tmp_path, monkeypa
     checks = report["cases"][0]["checks"]
     assert not checks["passed"] and checks["max_rel_loss_diff"]["flax"] > conv.MAX_REL_LOSS_DIFF
     assert "FAILED" in capsys.readouterr().err
+
+
+def test_vmapped_seeds_case_runs_the_same_steps_and_reports_per_round_ratios():
+    net = next(n for n in conv.QUICK_NETS if n.kind == "lenet5")
+    result, row = conv.vmapped_seeds(net, 2, warmup=0, repeats=3)
+    assert row["seeds"] == 2 and row["max_rel_loss_diff"] <= conv.MAX_REL_LOSS_DIFF
+    ratios = [s / v for s, v in zip(row["sequential_times_s"], row["vmapped_times_s"])]
+    assert row["ratio_sequential_over_vmapped"] == pytest.approx(statistics.median(ratios))
+    assert row["ratio_q25_q75"][0] <= row["ratio_sequential_over_vmapped"] <= row["ratio_q25_q75"][1]
+    assert result.checks["same_function"]
