@@ -80,6 +80,7 @@ from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment,
                                 print_table, time_interleaved, torch_device, write_json)
 from dlmodels import backend
 from dlmodels.cnn import alexnet, lenet5
+from dlmodels.nn.conv import seed_batching
 from dlmodels.train import step as train_step_lib
 from dlmodels.train.objectives import classifier
 from dlmodels.train.state import create as create_state
@@ -220,7 +221,8 @@ def vmapped_seed_sides(net: Net, k: int) -> dict[str, Callable]:
 
     def vmapped(state, batch):
         wide = jax.tree.map(lambda a: jnp.broadcast_to(a, (k, *a.shape)), batch)
-        return jax.vmap(one)(state, wide)
+        with seed_batching():  # as the trainer's vmapped steps trace
+            return jax.vmap(one)(state, wide)
 
     step_k = jax.jit(vmapped, donate_argnums=0)
     step_1 = jax.jit(one, donate_argnums=0)

@@ -9,7 +9,7 @@ from jax.test_util import check_grads
 
 from dlmodels.nn import (avg_pool, conv1d, conv1d_layer, conv2d, conv2d_layer, flatten,
                          local_response_norm, max_pool)
-from dlmodels.nn.conv import plain_batching
+from dlmodels.nn.conv import seed_batching
 
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 
@@ -301,12 +301,13 @@ def test_gradients():
         w = jnp.asarray(rng.normal(size=(3, 2, 2, 4)))
         conv_2 = lambda x, w: conv2d(x, w, stride=2, padding=1, dilation=(1, 2), groups=2)  # noqa: E731
         conv_1 = lambda x, w: conv1d(x, w, padding="SAME", stride=2, groups=2)  # noqa: E731
-        # the default path (on the CPU a custom VJP, reverse mode only) and jax's own convolution
-        check_grads(conv_2, (x, w), order=2, modes=("rev",))
-        check_grads(conv_1, (x[:, 0], w[0]), order=1, modes=("rev",))
-        with plain_batching():
-            check_grads(conv_2, (x, w), order=2, modes=("fwd", "rev"))
-            check_grads(conv_1, (x[:, 0], w[0]), order=1, modes=("fwd", "rev"))
+        # jax's own convolution (the default) and, inside seed_batching, the custom VJP that
+        # carries the CPU's seed rule (reverse mode only)
+        check_grads(conv_2, (x, w), order=2, modes=("fwd", "rev"))
+        check_grads(conv_1, (x[:, 0], w[0]), order=1, modes=("fwd", "rev"))
+        with seed_batching():
+            check_grads(conv_2, (x, w), order=2, modes=("rev",))
+            check_grads(conv_1, (x[:, 0], w[0]), order=1, modes=("rev",))
         # Distinct values 0.1 apart: no ties, so the finite differences never switch the argmax.
         distinct = jnp.asarray(0.1 * rng.permutation(2 * 7 * 7 * 3).reshape(2, 7, 7, 3))
         check_grads(lambda x: max_pool(x, 3, 2, "SAME"), (distinct,), order=2, modes=("fwd", "rev"))

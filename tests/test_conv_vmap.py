@@ -2,7 +2,9 @@
 over seeds (kernels batched) equals a Python loop over the seeds, on values and on the gradients
 (dx, dw) of a scalar loss, under jit; vmap over examples only, and nested vmaps (seeds x
 examples), still equal the loop; the compiled program has no grouped convolution; check_grads on
-the custom VJP; ``plain_batching`` gives jax's grouped convolution back."""
+the custom VJP; ``plain_batching`` gives jax's grouped convolution back. Every test runs inside
+``seed_batching`` (the trainer's vmapped steps trace there); outside it the convolutions are
+jax's own, forward mode included."""
 
 import re
 
@@ -14,12 +16,20 @@ from jax.test_util import check_grads
 
 from dlmodels import backend
 from dlmodels.nn import conv1d, conv2d, conv_transpose2d
-from dlmodels.nn.conv import plain_batching
+from dlmodels.nn import conv
+from dlmodels.nn.conv import plain_batching, seed_batching
 
 pytestmark = [pytest.mark.usefixtures("strict_dtypes"),
               pytest.mark.skipif(backend.name() != "cpu", reason="the rule is CPU-only")]
 
 K = 3
+
+
+@pytest.fixture(autouse=True)
+def _inside_seed_batching():
+    with seed_batching():
+        yield
+
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 rounding of sums taken in another order
 
 # (name, op, x shape [N, ..., C], w shape, settings)
@@ -135,14 +145,23 @@ def test_check_grads_of_the_custom_vjp(name, op, x_shape, w_shape, settings):
         check_grads(jax.vmap(f), (x64, w64), order=2, modes=("rev",))
 
 
-def test_plain_batching_gives_forward_mode_and_the_default_path_refuses_it():
+def test_forward_mode_outside_seed_batching_and_under_plain_batching_refused_inside():
     x, w = _inputs((2, 6, 6, 3), (3, 3, 3, 4), k=1)
     f = lambda x: conv2d(x, w[0])  # noqa: E731
+    want = conv2d(jnp.ones_like(x[0]), w[0])                 # the convolution is linear in x
     with plain_batching():
         _, tangent = jax.jvp(f, (x[0],), (jnp.ones_like(x[0]),))
-    np.testing.assert_allclose(tangent, conv2d(jnp.ones_like(x[0]), w[0]), **TOL)
+    np.testing.assert_allclose(tangent, want, **TOL)
     with pytest.raises(TypeError, match="forward-mode"):
         jax.jvp(f, (x[0],), (jnp.ones_like(x[0]),))
+    token = conv._SEED_RULE.set(None)                         # the default, outside the context
+    try:
+        _, tangent = jax.jvp(f, (x[0],), (jnp.ones_like(x[0]),))
+        hlo = jax.jit(jax.vmap(lambda x, w: conv2d(x, w))).lower(*_inputs((2, 6, 6, 3), (3, 3, 3, 4))).as_text()
+    finally:
+        conv._SEED_RULE.reset(token)
+    np.testing.assert_allclose(tangent, want, **TOL)
+    assert max(_group_counts(hlo)) >= K                       # jax's own grouped convolution
 
 
 def test_argument_checks_unchanged_under_vmap():

@@ -137,25 +137,39 @@ def _conv(x, w, n: int, stride, padding, dilation, groups, flip, where: str) -> 
 #: compile time grows linearly with K; seeds and sweeps are far smaller).
 MAX_UNROLLED_MEMBERS = 64
 
-_PLAIN_BATCHING = contextvars.ContextVar("dlmodels_conv_plain_batching", default=False)
+# None: the default (jax's own convolution); True: seed_batching; False: plain_batching
+_SEED_RULE = contextvars.ContextVar("dlmodels_conv_seed_rule", default=None)
 
 
 @contextlib.contextmanager
-def plain_batching():
-    """Within this context (at trace time), ``conv1d``/``conv2d``/``conv_transpose2d`` trace as
-    jax's own convolution, as on a GPU: forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``) works
-    through ``conv1d``/``conv2d``, and ``vmap`` over kernels gives jax's grouped convolution.
-    Outside it, on the CPU, they are reverse-mode only (a custom VJP, any order)."""
-    token = _PLAIN_BATCHING.set(True)
+def _seed_rule(value: bool):
+    token = _SEED_RULE.set(value)
     try:
         yield
     finally:
-        _PLAIN_BATCHING.reset(token)
+        _SEED_RULE.reset(token)
+
+
+def seed_batching():
+    """Within this context (at trace time), on the CPU, ``conv1d``/``conv2d``/``conv_transpose2d``
+    carry the seed-loop batching rule: ``vmap`` over kernels (K seeds) runs K ordinary
+    convolutions, not jax's grouped convolution, in the forward pass and in reverse-mode
+    gradients of any order. The trainer's vmapped steps (``fit(..., seeds=...)``,
+    ``make_vmapped_train_steps``) trace under it. Inside it the convolutions have no forward-mode
+    autodiff (``jax.jvp``, ``jax.jacfwd``: a custom VJP); outside it they are jax's own."""
+    return _seed_rule(True)
+
+
+def plain_batching():
+    """Within this context (at trace time) the convolutions are jax's own, also inside
+    :func:`seed_batching` (forward mode works; ``vmap`` over kernels is a grouped convolution)."""
+    return _seed_rule(False)
 
 
 def _seed_rule_in_effect() -> bool:
-    """Whether the seed-loop batching rule is used: on the CPU, outside ``plain_batching``."""
-    return backend.name() == "cpu" and not _PLAIN_BATCHING.get()
+    """Whether the seed-loop batching rule is used: on the CPU, inside ``seed_batching`` (and
+    not inside a ``plain_batching`` within it)."""
+    return backend.name() == "cpu" and bool(_SEED_RULE.get())
 
 
 def _stack_members(fn, axis_size: int, in_batched, args):
@@ -247,9 +261,9 @@ def conv2d(x: jax.Array, w: jax.Array, *, stride: IntOrPair = 1, padding: Paddin
     ``"VALID"``, an int, ``(ph, pw)`` or ``((top, bottom), (left, right))``. ``groups``: feature
     groups (Krizhevsky et al. 2012 split AlexNet's layers into 2); ``groups == C_in`` is depthwise.
 
-    Under ``jax.vmap`` with the kernel batched (K seeds) the CPU runs the K members as K ordinary
-    convolutions, not jax's grouped convolution; there the gradients are reverse mode only (any
-    order); ``plain_batching()`` gives jax's own convolution (forward mode too).
+    Traced inside ``seed_batching()`` (the trainer's vmapped seeds), ``jax.vmap`` with the kernel
+    batched runs the K members on the CPU as K ordinary convolutions, not jax's grouped
+    convolution; there the gradients are reverse mode only (any order).
     """
     return _conv(x, w, 2, stride, padding, dilation, groups, flip, "conv2d")
 

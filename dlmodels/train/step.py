@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlmodels.nn.conv import seed_batching
 from dlmodels.train.estimators import GradientEstimator, LossFn, Updater, as_estimator
 from dlmodels.train.state import TrainState
 
@@ -137,6 +138,12 @@ def _scanned(train_step, halt_on_nonfinite: bool, *, vmapped: bool,
     each step's batch (``[K, B, ...]`` when vmapped)."""
 
     def run(state: TrainState, data, indices: jax.Array | None = None):
+        if vmapped:  # on the CPU: K ordinary convolutions, not a grouped one (nn.conv)
+            with seed_batching():
+                return traced(state, data, indices)
+        return traced(state, data, indices)
+
+    def traced(state: TrainState, data, indices: jax.Array | None = None):
         n_runs = state.step.shape[0] if vmapped else None
 
         def body(carry, xs):
