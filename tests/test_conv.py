@@ -409,3 +409,29 @@ def test_pooling_and_lrn_differentiate_under_jit():
               lambda x: local_response_norm(x)):
         loss = lambda x: jnp.sum(f(x) ** 2)  # noqa: E731
         np.testing.assert_allclose(jax.jit(jax.grad(loss))(x), jax.grad(loss)(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME", 2, ((1, 0), (2, 3))])
+def test_one_channel_im2col_equals_xla_convolution(padding):
+    """A one-channel stride-1 conv2d (on the CPU: im2col, ``IM2COL_MAX_CHANNELS``) equals jax's
+    own convolution on values, input and kernel gradients, and passes check_grads."""
+    from dlmodels.nn.conv import IM2COL_MAX_CHANNELS, normalize_padding
+    assert IM2COL_MAX_CHANNELS >= 1
+    rng = _rng(12)
+    x = jnp.asarray(rng.normal(size=(3, 9, 8, 1)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 4, 1, 5)), jnp.float32)
+    pads = normalize_padding(padding, 2, "test")
+
+    def xla(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), pads,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    ours = lambda x, w: conv2d(x, w, padding=padding)  # noqa: E731
+    np.testing.assert_allclose(ours(x, w), xla(x, w), rtol=1e-5, atol=1e-5)
+    loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))  # noqa: E731
+    for got, want in zip(jax.jit(jax.grad(loss(ours), (0, 1)))(x, w),
+                         jax.grad(loss(xla), (0, 1))(x, w)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    with jax.enable_x64(True):
+        check_grads(ours, (x.astype(jnp.float64), w.astype(jnp.float64)), order=2,
+                    modes=("fwd", "rev"))
