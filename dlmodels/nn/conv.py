@@ -114,7 +114,7 @@ def _conv(x, w, n: int, stride, padding, dilation, groups, flip, where: str) -> 
     if flip:
         w = jnp.flip(w, axis=tuple(range(n)))
     if (n == 2 and c_in <= IM2COL_MAX_CHANNELS and groups == 1 and strides == (1, 1)
-            and dilations == (1, 1) and backend.name() == "cpu"):
+            and dilations == (1, 1) and backend.name() == "cpu" and not _seed_rule_in_effect()):
         return _im2col_conv2d(x, w, pads)
     plain = functools.partial(
         jax.lax.conv_general_dilated, window_strides=strides, padding=pads, rhs_dilation=dilations,
@@ -129,7 +129,9 @@ def _conv(x, w, n: int, stride, padding, dilation, groups, flip, where: str) -> 
 #: matmul: XLA:CPU's convolution of one input channel is slow. LeNet-5's training step at B = 128
 #: (value and gradient + SGD, 2-core CPU, 40 interleaved rounds): 1.10x [1.07-1.15] faster with
 #: conv1 as im2col at load 1.4 (1.31x [1.11-1.53] at load ~5), while conv3 (6 channels) as
-#: im2col was 0.98x, hence 1.
+#: im2col was 0.98x, hence 1. Not inside ``seed_batching``: 8 vmapped LeNet-5 seeds took 237 ms
+#: per step with conv1 as im2col (the batch's columns made once per seed) against 159 ms with
+#: the seed rule's K convolutions (quiet 2-core CPU).
 IM2COL_MAX_CHANNELS = 1
 
 
