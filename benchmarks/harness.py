@@ -93,6 +93,44 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, warmup: int = 2,
     return {name: Timing(statistics.median(t), tuple(t)) for name, t in times.items()}
 
 
+class OtherLoad:
+    """Context manager: how much CPU other processes used while the block ran, as a fraction of
+    the machine (``share``: 0 = none, 1 = every core busy all the time), from ``/proc/stat``'s
+    busy time less this process's own (``os.times``, its threads and waited-for children).
+
+    The load average cannot say this: a benchmark that keeps both cores of a 2-core machine busy
+    raises it to ~2 by itself. ``share`` is None where ``/proc/stat`` is missing (not Linux)."""
+
+    share: float | None = None
+
+    @staticmethod
+    def _machine_busy() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own_busy() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def __enter__(self) -> "OtherLoad":
+        self._start = (self._machine_busy(), self._own_busy(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        machine0, own0, wall0 = self._start
+        machine1, own1, wall1 = self._machine_busy(), self._own_busy(), time.perf_counter()
+        if machine0 is None or machine1 is None or wall1 <= wall0:
+            return
+        other = (machine1 - machine0) - (own1 - own0)
+        self.share = max(0.0, other) / ((wall1 - wall0) * (os.cpu_count() or 1))
+
+
 def _version(module: str) -> str | None:
     try:
         return getattr(importlib.import_module(module), "__version__", "unknown")

@@ -4,7 +4,11 @@ same-work check compares the vmapped members with the sequential runs (a sabotag
 makes the suite fail)."""
 
 import json
+import os
 import statistics
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -18,6 +22,24 @@ def test_time_fn_returns_median_of_all_repeats():
     assert timing.median == sorted(timing.times)[2]
     with pytest.raises(ValueError, match="repeats"):
         harness.time_fn(lambda: 0, repeats=0)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="OtherLoad reads Linux's /proc/stat")
+def test_other_load_counts_another_process_and_not_our_own_work():
+    """A busy child process running beside an idle block shows up as about one core's share of
+    the machine (more if something else ran too); our own busy loop is not counted as other."""
+    code = "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"
+    with harness.OtherLoad() as other:
+        child = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(1.0)
+    child.wait()
+    one_core = 1 / os.cpu_count()
+    assert other.share is not None and other.share >= 0.6 * one_core
+    with harness.OtherLoad() as own:
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.5:
+            pass
+    assert own.share is not None and own.share < other.share
 
 
 def test_ratio_is_peer_over_ours_and_table_says_so():
