@@ -75,18 +75,28 @@ def matmul_peak(quick: bool = False) -> tuple[Callable[[], Any], float]:
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], *, warmup: int = 2,
-                     repeats: int = 7) -> dict[str, Timing]:
-    """Time several zero-argument functions in rounds, one call of each per round, so that a
+                     repeats: int = 7, lead: int = 1) -> dict[str, Timing]:
+    """Time several zero-argument functions in rounds, one timed call of each per round, so that a
     burst of load from elsewhere on a shared machine lands on all of them alike rather than on
-    whichever ran then. Each call is timed as in :func:`time_fn`."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    whichever ran then. Each call is timed as in :func:`time_fn`.
+
+    ``lead`` untimed calls of the same function come right before each timed one, so that every
+    timed call follows a call of its own side, as a step follows a step in a training loop, and
+    not a call of another framework whose worker threads may still be spinning (or have gone to
+    sleep). Measured on LeNet-5's step (``benchmarks/conv.py``, quiet 2-core CPU): with ``lead=0``
+    our step took 12.9 ms after PyTorch's call against 11.7 ms after our trainer's, and
+    PyTorch's 8.8 ms; with ``lead=1`` 11.5 and 8.4 ms."""
+    if repeats < 1 or warmup < 0 or lead < 0:
+        raise ValueError(f"need repeats >= 1, warmup >= 0 and lead >= 0, got {repeats}, {warmup}, "
+                         f"{lead}")
     for fn in fns.values():
         for _ in range(warmup):
             jax.block_until_ready(fn())
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            for _ in range(lead):
+                jax.block_until_ready(fn())
             t0 = time.perf_counter()
             jax.block_until_ready(fn())
             times[name].append(time.perf_counter() - t0)

@@ -24,6 +24,18 @@ def test_time_fn_returns_median_of_all_repeats():
         harness.time_fn(lambda: 0, repeats=0)
 
 
+def test_time_interleaved_leads_each_timed_call_with_its_own_side():
+    """Each timed call follows ``lead`` untimed calls of the same side (a training loop's order),
+    rounds interleave the sides, and only the timed calls are kept."""
+    calls = []
+    timings = harness.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                       warmup=1, repeats=3, lead=1)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert {k: len(t.times) for k, t in timings.items()} == {"a": 3, "b": 3}
+    with pytest.raises(ValueError, match="lead"):
+        harness.time_interleaved({"a": lambda: 0}, lead=-1)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="OtherLoad reads Linux's /proc/stat")
 def test_other_load_counts_another_process_and_not_our_own_work():
     """A busy child process running beside an idle block shows up as about one core's share of

@@ -411,6 +411,41 @@ def test_pooling_and_lrn_differentiate_under_jit():
         np.testing.assert_allclose(jax.jit(jax.grad(loss))(x), jax.grad(loss)(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape, window", [((3, 8, 6, 5), 2), ((2, 9, 7, 3), (3, 2)), ((4, 10, 3), 2),
+                                           ((2, 10, 10, 2), 5)])
+def test_tiled_max_pool_shares_the_gradient_among_tied_maxima(shape, window):
+    """Non-overlapping max pooling (the tiled path, its own JVP): on inputs with many exact ties
+    (small integers) the value is numpy's window max and the gradient is the upstream gradient
+    split equally among each window's tied maxima, from a numpy loop; the 5x5 window (25 > 16)
+    counts ties with a reduction instead of unrolled adds."""
+    rng = _rng(21)
+    x = rng.integers(0, 3, size=shape).astype(np.float32)
+    y = np.asarray(max_pool(jnp.asarray(x), window))
+    g = rng.normal(size=y.shape).astype(np.float32)
+    windows = (window,) * (len(shape) - 2) if isinstance(window, int) else window
+    expected_y = np.zeros(y.shape, np.float32)
+    expected_dx = np.zeros(shape, np.float32)
+    for out in np.ndindex(*y.shape[1:-1]):
+        region = tuple(slice(o * k, (o + 1) * k) for o, k in zip(out, windows))
+        block = x[(slice(None), *region, slice(None))]          # [N, k..., C]
+        flat = block.reshape(block.shape[0], -1, block.shape[-1])
+        top = flat.max(1)
+        expected_y[(slice(None), *out, slice(None))] = top
+        mask = flat == top[:, None]
+        share = mask * (g[(slice(None), *out, slice(None))] / mask.sum(1))[:, None]
+        expected_dx[(slice(None), *region, slice(None))] = share.reshape(block.shape)
+    np.testing.assert_array_equal(y, expected_y)
+    dx = jax.grad(lambda x: jnp.sum(max_pool(x, window) * g))(jnp.asarray(x))
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-6, atol=1e-7)
+    # forward mode too (the JVP is the rule itself)
+    t = rng.normal(size=shape).astype(np.float32)
+    _, dy = jax.jvp(lambda x: max_pool(x, window), (jnp.asarray(x),), (jnp.asarray(t),))
+    np.testing.assert_allclose(np.sum(np.asarray(dy) * g), np.sum(expected_dx * t), rtol=1e-5)
+    with jax.enable_x64(True):
+        distinct = jnp.asarray(0.1 * rng.permutation(int(np.prod(shape))).reshape(shape))
+        check_grads(lambda x: max_pool(x, window), (distinct,), order=2, modes=("fwd", "rev"))
+
+
 @pytest.mark.parametrize("padding", ["VALID", "SAME", 2, ((1, 0), (2, 3))])
 def test_one_channel_im2col_equals_xla_convolution(padding):
     """A one-channel stride-1 conv2d (on the CPU: im2col, ``IM2COL_MAX_CHANNELS``) equals jax's

@@ -125,13 +125,13 @@ def _conv(x, w, n: int, stride, padding, dilation, groups, flip, where: str) -> 
 
 
 #: On the CPU a stride-1 2-D convolution of at most this many input channels (an image's first
-#: layer: MNIST's one channel) runs as im2col, ``kh * kw`` shifted slices side by side and one
-#: matmul: XLA:CPU's convolution of one input channel is slow. LeNet-5's training step at B = 128
-#: (value and gradient + SGD, 2-core CPU, 40 interleaved rounds): 1.10x [1.07-1.15] faster with
-#: conv1 as im2col at load 1.4 (1.31x [1.11-1.53] at load ~5), while conv3 (6 channels) as
-#: im2col was 0.98x, hence 1. Not inside ``seed_batching``: 8 vmapped LeNet-5 seeds took 237 ms
-#: per step with conv1 as im2col (the batch's columns made once per seed) against 159 ms with
-#: the seed rule's K convolutions (quiet 2-core CPU).
+#: layer: MNIST's one channel) runs as im2col, ``kh * kw`` shifted slices and one matmul: XLA:CPU's
+#: convolution of one input channel is slow. LeNet-5's training step at B = 128 (value and
+#: gradient + SGD, quiet 2-core CPU): 14.2 ms with jax's convolution, 11.1 ms with conv1 as
+#: channel-major im2col. conv3 (6 channels) as im2col was 1.02x [0.99-1.05] on top (60 rounds),
+#: and as XLA's convolution with im2col gradients (a custom JVP) 1.00x: no gain, hence 1. Not
+#: inside ``seed_batching``: 8 vmapped LeNet-5 seeds took 237 ms per step with conv1 as im2col
+#: (the batch's columns made once per seed) against 159 ms with the seed rule's K convolutions.
 IM2COL_MAX_CHANNELS = 1
 
 
@@ -145,7 +145,15 @@ def _im2col_conv2d(x: jax.Array, w: jax.Array, pads) -> jax.Array:
     elif pads == "VALID":
         pads = ((0, 0), (0, 0))
     x = jnp.pad(x, ((0, 0), *[tuple(p) for p in pads], (0, 0)))
-    h_out, w_out = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    n, h_out, w_out = x.shape[0], x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    if c_in == 1:
+        # channel-major: each shifted image is one contiguous row of cols^T, and the matmul's long
+        # axis is N H W rather than C_out (a LeNet-5 conv1's value and gradient: 4.0 ms against
+        # 6.4 ms for the channels-last columns)
+        cols_t = jnp.stack([x[:, m:m + h_out, l:l + w_out, 0]
+                            for m in range(kh) for l in range(kw)]).reshape(kh * kw, -1)
+        y_t = w.reshape(kh * kw, c_out).T @ cols_t                    # [C_out, N H_out W_out]
+        return y_t.reshape(c_out, n, h_out, w_out).transpose(1, 2, 3, 0)
     cols = jnp.concatenate([x[:, m:m + h_out, l:l + w_out, :]
                             for m in range(kh) for l in range(kw)], axis=-1)
     return cols @ w.reshape(kh * kw * c_in, c_out)              # [N, H_out, W_out, C_out]

@@ -67,7 +67,47 @@ def _tiled_max(x: jax.Array, windows: tuple[int, ...]) -> jax.Array:
     outs = [size // k for size, k in zip(x.shape[1:-1], windows)]
     x = x[(slice(None), *(slice(0, o * k) for o, k in zip(outs, windows)), slice(None))]
     split = [d for o, k in zip(outs, windows) for d in (o, k)]
-    return jnp.max(x.reshape(n, *split, c), axis=tuple(range(2, 2 + 2 * len(windows), 2)))
+    return _window_max(x.reshape(n, *split, c))
+
+
+#: Windows of up to this many elements count their tied maxima by unrolled adds (below).
+_UNROLLED_TIE_COUNT = 16
+
+
+@jax.custom_jvp
+def _window_max(xr: jax.Array) -> jax.Array:
+    """``max`` over axes 2, 4, ... of ``xr [N, o_1, k_1, o_2, k_2, ..., C]``."""
+    return jnp.max(xr, axis=_window_axes(xr))
+
+
+def _window_axes(xr) -> tuple[int, ...]:
+    return tuple(range(2, xr.ndim - 1, 2))
+
+
+@_window_max.defjvp
+def _window_max_jvp(primals, tangents):
+    """jax's own JVP of ``max`` (the tangent averaged over the tied maxima:
+    ``dy = sum_w [x_w = y] dx_w / #{w : x_w = y}``), with the tie count written as unrolled adds
+    of the window's slices instead of a ``reduce_sum``: XLA:CPU ran that reduction as a separate
+    kernel of ~1 ms on LeNet-5's [128, 28, 28, 6] maps, and with it the pooling's value and
+    gradient took 2.35 ms, against 1.37 ms so (same values and gradients, tests/test_pooling.py)."""
+    (xr,), (dxr,) = primals, tangents
+    axes = _window_axes(xr)
+    y = jnp.max(xr, axis=axes)
+    y_b = jnp.expand_dims(y, axes)
+    eq = (xr == y_b).astype(xr.dtype)
+    sizes = [xr.shape[a] for a in axes]
+    if int(np.prod(sizes)) <= _UNROLLED_TIE_COUNT:
+        count = None
+        for index in np.ndindex(*sizes):
+            at = [slice(None)] * xr.ndim
+            for a, i in zip(axes, index):
+                at[a] = i
+            term = eq[tuple(at)]
+            count = term if count is None else count + term
+    else:
+        count = jnp.sum(eq, axis=axes)
+    return y, jnp.sum(dxr * (eq / jnp.expand_dims(count, axes)), axis=axes)
 
 
 def avg_pool(x: jax.Array, window: IntOrPair, stride: IntOrPair | None = None,
