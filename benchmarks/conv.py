@@ -77,7 +77,8 @@ import numpy as np
 import optax
 
 from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment, make_parser, matmul_peak,
-                                print_table, time_interleaved, torch_device, write_json)
+                                print_table, time_interleaved, torch_device, write_json,
+                                OtherLoad, goal_row, print_goals)
 from dlmodels import backend
 from dlmodels.cnn import alexnet, lenet5
 from dlmodels.nn.conv import seed_batching
@@ -88,6 +89,7 @@ from dlmodels.extras import optional_import
 
 SUITE = "conv"
 OURS = "dlmodels"
+TRAINER = "dlmodels train_step"
 FASTEST = "fastest peer"
 PEERS = ("dlmodels train_step", "flax", "torch", "torch channels_last")
 LR, MOMENTUM = 1e-3, 0.9
@@ -532,6 +534,10 @@ def _shapes(net: Net, params) -> dict:
     return out
 
 
+#: issue 18's goals, judged from the medians of per-round ratios
+FASTEST_PEER_GOAL = 1.0      # fastest peer / our trainer step (the path fit runs)
+TRAINER_OVERHEAD_GOAL = 1.03  # our trainer step / our hand-written step
+SEEDS_GOAL = 1.0             # K sequential single-seed steps / one vmapped K-seed step
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(SUITE, "LeNet-5 and AlexNet training step (SGD + momentum) vs Flax Linen "
                                 "and PyTorch.")
@@ -576,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
           f"after {warmup} warm-up calls; torch: {torch_info or 'not run'}", flush=True)
 
     peak_fn, peak_flops = matmul_peak(args.quick)
+    other_load = OtherLoad().__enter__()
+    goals: list[dict] = []
     results: list[Result] = []
     summary, skipped_all, failed = [], {}, []
     for net in nets:
@@ -629,13 +637,25 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
         torch_sides = [n for n in ("torch", "torch channels_last") if n in timings]
         best_torch = min(torch_sides, key=lambda n: timings[n].median) if torch_sides else None
-        framework_peers = [n for n in ("flax", best_torch) if n]
+        framework_peers = [n for n in ("flax", best_torch) if n and n in timings]
         fastest = min(framework_peers, key=lambda n: timings[n].median) if framework_peers else None
         fastest_result = None
         if fastest:
             fastest_result = Result(case, ours_m, Measurement(FASTEST, timings[fastest]),
                                     {"peer": fastest, "same_function": checks["passed"]})
             results.append(fastest_result)
+        if TRAINER in timings:
+            trainer_m = Measurement(TRAINER, timings[TRAINER])
+            overhead = Result(case, ours_m, trainer_m)      # trainer time / hand-written time
+            q = overhead.ratio_quartiles()
+            goals.append(goal_row(f"{net.name}: trainer step / hand-written step", overhead.ratio, q,
+                               TRAINER_OVERHEAD_GOAL, above=False))
+            if fastest:
+                via_trainer = Result(case, trainer_m, Measurement(FASTEST, timings[fastest]),
+                                     {"peer": fastest})
+                q = via_trainer.ratio_quartiles()
+                goals.append(goal_row(f"{net.name}: fastest peer ({fastest}) / trainer step",
+                                   via_trainer.ratio, q, FASTEST_PEER_GOAL, above=True))
         peak = context_rates["peak matmul"]
         for row in rows:
             ratio, q = row.get("ratio_peer_over_ours"), row.get("ratio_q25_q75")
@@ -672,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{seeds_row['sequential_ms']:.1f} ms; sequential / vmapped (median of per-round "
               f"ratios) {seeds_row['ratio_sequential_over_vmapped']:.2f}x [{q[0]:.2f}-{q[1]:.2f}] "
               f"(target >= 1.0); losses equal to {seeds_row['max_rel_loss_diff']:.1e}", flush=True)
+        goals.append(goal_row(f"{lenet.name} x{k} seeds: sequential / vmapped",
+                           seeds_row["ratio_sequential_over_vmapped"], tuple(q), SEEDS_GOAL,
+                           above=True))
         if seeds_row["max_rel_loss_diff"] > MAX_REL_LOSS_DIFF:
             failed.append(f"{k} seeds: vmapped losses differ {seeds_row['max_rel_loss_diff']}")
 
@@ -682,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
         print_table(title, [r for r in results if r.peer.label == label])
         print()
     print(summary_table(summary))
+    print()
+    other_load.__exit__(None, None, None)
+    print_goals(goals, other_load.share, quick=args.quick)
     print()
 
     config = {"repeats": repeats, "warmup": warmup, "quick": args.quick, "peers": args.peers,
@@ -695,7 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     config["seeds"] = {"k": seeds_row["seeds"] if seeds_row else 0,
                        "reuse_freed_memory": freed}
     extra = {"cases": summary, "vmapped_seeds": seeds_row, "skipped": skipped_all,
-             "failed_checks": failed}
+             "failed_checks": failed, "goals": goals,
+             "other_processes_cpu_share": other_load.share}
     path = write_json(SUITE, results, out=args.out, config=config, extra=extra)
     print(f"wrote {path}")
     if failed:

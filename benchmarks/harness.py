@@ -85,7 +85,9 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, warmup: int = 2,
     not a call of another framework whose worker threads may still be spinning (or have gone to
     sleep). Measured on LeNet-5's step (``benchmarks/conv.py``, quiet 2-core CPU): with ``lead=0``
     our step took 12.9 ms after PyTorch's call against 11.7 ms after our trainer's, and
-    PyTorch's 8.8 ms; with ``lead=1`` 11.5 and 8.4 ms."""
+    PyTorch's 8.8 ms; with ``lead=1`` 11.5 and 8.4 ms. The order of the sides also rotates from
+    round to round (round r starts with side r mod n), so that no side always follows the same
+    one: with a fixed order and ``lead=1`` the side after PyTorch still lost ~10 %."""
     if repeats < 1 or warmup < 0 or lead < 0:
         raise ValueError(f"need repeats >= 1, warmup >= 0 and lead >= 0, got {repeats}, {warmup}, "
                          f"{lead}")
@@ -93,8 +95,10 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, warmup: int = 2,
         for _ in range(warmup):
             jax.block_until_ready(fn())
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = fns[name]
             for _ in range(lead):
                 jax.block_until_ready(fn())
             t0 = time.perf_counter()
@@ -139,6 +143,34 @@ class OtherLoad:
             return
         other = (machine1 - machine0) - (own1 - own0)
         self.share = max(0.0, other) / ((wall1 - wall0) * (os.cpu_count() or 1))
+
+
+#: above this share of the CPUs taken by other processes during the run, no verdict
+MAX_OTHER_SHARE = 0.10
+
+
+def goal_row(name: str, ratio: float, quartiles, target: float, *, above: bool) -> dict:
+    """A goal for :func:`print_goals` and the JSON report: ``ratio`` (a median of per-round
+    ratios) against ``target``, met when at or ``above`` it (or at or below it)."""
+    met = ratio >= target if above else ratio <= target
+    return {"goal": name, "ratio": ratio, "q25_q75": list(quartiles or (ratio, ratio)),
+            "target": f"{'>=' if above else '<='} {target}", "met": bool(met)}
+
+
+def print_goals(goals: list[dict], other_share: float | None, *, quick: bool,
+                file=None) -> None:
+    """One line per goal: the ratio (median of the per-round ratios) with its quartiles, the
+    target, and met / MISSED; no verdict on a loaded machine or for a ``--quick`` run."""
+    loaded = other_share is not None and other_share > MAX_OTHER_SHARE
+    share = "unknown" if other_share is None else f"{other_share:.0%}"
+    print(f"goals (other processes took {share} of the CPUs during the run):", file=file)
+    for g in goals:
+        verdict = ("not judged (--quick)" if quick else
+                   f"not judged (machine loaded: more than {MAX_OTHER_SHARE:.0%} of the CPUs "
+                   "taken by other processes)" if loaded else "met" if g["met"] else "MISSED")
+        q = g["q25_q75"]
+        print(f"  {g['goal']}: {g['ratio']:.2f}x [{q[0]:.2f}-{q[1]:.2f}], target {g['target']}: "
+              f"{verdict}", file=file)
 
 
 def _version(module: str) -> str | None:

@@ -26,11 +26,11 @@ def test_time_fn_returns_median_of_all_repeats():
 
 def test_time_interleaved_leads_each_timed_call_with_its_own_side():
     """Each timed call follows ``lead`` untimed calls of the same side (a training loop's order),
-    rounds interleave the sides, and only the timed calls are kept."""
+    rounds interleave the sides in a rotating order, and only the timed calls are kept."""
     calls = []
     timings = harness.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
                                        warmup=1, repeats=3, lead=1)
-    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] + ["b", "b", "a", "a"] + ["a", "a", "b", "b"]
     assert {k: len(t.times) for k, t in timings.items()} == {"a": 3, "b": 3}
     with pytest.raises(ValueError, match="lead"):
         harness.time_interleaved({"a": lambda: 0}, lead=-1)
@@ -136,3 +136,20 @@ def test_seeds_check_fails_when_the_vmapped_program_does_other_work(tmp_path, mo
     assert by_case["tiny adam: fit's vmap"]["checks"]["max_rel_loss_diff"] > seeds.MAX_REL_LOSS_DIFF
     assert by_case["tiny adam: plain jax.vmap"]["checks"]["max_rel_loss_diff"] < seeds.MAX_REL_LOSS_DIFF
     assert "FAILED" in capsys.readouterr().err
+
+
+def test_goals_are_judged_only_on_a_quiet_full_run(capsys):
+    """A goal is met from the median of the per-round ratios against its target (at or above, or
+    at or below); a run where other processes took more than MAX_OTHER_SHARE of the CPUs, or a
+    --quick run, gets no verdict."""
+    goals = [harness.goal_row("up", 1.2, (1.1, 1.3), 1.0, above=True),
+             harness.goal_row("down", 1.05, None, 1.03, above=False)]
+    assert [g["met"] for g in goals] == [True, False] and goals[1]["q25_q75"] == [1.05, 1.05]
+    harness.print_goals(goals, 0.02, quick=False)
+    out = capsys.readouterr().out
+    assert "up: 1.20x [1.10-1.30], target >= 1.0: met" in out and "down: 1.05x" in out
+    assert "target <= 1.03: MISSED" in out
+    harness.print_goals(goals, harness.MAX_OTHER_SHARE + 0.05, quick=False)
+    assert capsys.readouterr().out.count("not judged (machine loaded") == 2
+    harness.print_goals(goals, 0.0, quick=True)
+    assert capsys.readouterr().out.count("not judged (--quick)") == 2
