@@ -81,7 +81,6 @@ from dlmodels.benchmarks.harness import (Case, Measurement, Result, environment,
                                 OtherLoad, goal_row, print_goals)
 from dlmodels import backend
 from dlmodels.cnn import alexnet, lenet5
-from dlmodels.nn.conv import seed_batching
 from dlmodels.train import step as train_step_lib
 from dlmodels.train.objectives import classifier
 from dlmodels.train.state import create as create_state
@@ -208,38 +207,33 @@ def ours_train_step(net: Net, params, x, y):
 
 
 def vmapped_seed_sides(net: Net, k: int) -> dict[str, Callable]:
-    """K seeds of ``net`` through the trainer's ``make_train_step``: ``"vmapped"``, one
-    ``jax.vmap``-ed step over the K states with the batch broadcast to ``[K, B, ...]`` (as
-    ``fit(..., seeds=K)`` runs it, ``steps_per_call=1`` on the CPU), and ``"sequential"``, K calls
-    of the single-run step, one per seed's state. Both make one update of every seed per call."""
+    """K seeds of ``net`` through the trainer, one update of every seed per call, as
+    ``fit(..., seeds=K)`` and K single ``fit`` runs make them on the CPU (``steps_per_call=1``):
+    ``"vmapped"``, ``make_vmapped_train_steps`` on the K stacked states (its default
+    ``members="auto"``: on the CPU a convolutional step runs the K members one after another in
+    the one program), and ``"sequential"``, K calls of ``make_train_steps``, one per seed."""
     model = our_model(net)
     loss_fn, _ = classifier(model.apply, train_mode=False)
     optimizer = optax.sgd(LR, momentum=MOMENTUM)
-    one = train_step_lib.make_train_step(loss_fn, optimizer)
     x, y = batch_data(net)
-    batch = (jnp.asarray(x), jnp.asarray(y))
+    data = (jnp.asarray(x), jnp.asarray(y))
+    rows = jnp.arange(net.batch)[None]               # one step: the whole batch
     states = [create_state(init_params(net, seed), optimizer, jax.random.PRNGKey(seed))
               for seed in range(k)]
-
-    def vmapped(state, batch):
-        wide = jax.tree.map(lambda a: jnp.broadcast_to(a, (k, *a.shape)), batch)
-        with seed_batching():  # as the trainer's vmapped steps trace
-            return jax.vmap(one)(state, wide)
-
-    step_k = jax.jit(vmapped, donate_argnums=0)
-    step_1 = jax.jit(one, donate_argnums=0)
+    step_k = jax.jit(train_step_lib.make_vmapped_train_steps(loss_fn, optimizer), donate_argnums=0)
+    step_1 = jax.jit(train_step_lib.make_train_steps(loss_fn, optimizer), donate_argnums=0)
     stacked = [jax.tree.map(lambda *a: jnp.stack(a), *states)]
     singles = [_copy(s) for s in states]
 
     def go_vmapped():
-        stacked[0], metrics = step_k(stacked[0], batch)
-        return metrics.loss
+        stacked[0], metrics = step_k(stacked[0], data, rows)
+        return metrics.loss[:, 0]
 
     def go_sequential():
         losses = []
         for i in range(k):
-            singles[i], metrics = step_1(singles[i], batch)
-            losses.append(metrics.loss)
+            singles[i], metrics = step_1(singles[i], data, rows)
+            losses.append(metrics.loss[0])
         return losses
 
     return {"vmapped": go_vmapped, "sequential": go_sequential}

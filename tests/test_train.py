@@ -320,3 +320,51 @@ def test_a_nonfinite_gradient_with_a_finite_loss_is_skipped(poison):
         assert np.isfinite(float(state.params["b"]))
         assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(state.opt_state))
     assert int(state.step) == 3 and int(state.opt_state[0].count) == 2
+
+
+def test_convolutional_seeds_run_unrolled_on_the_cpu_and_equal_single_runs():
+    """``make_vmapped_train_steps(members="auto")`` on the CPU runs a step that contains a
+    convolution as K members one after another (``has_convolution``), an MLP's step vmapped. Each
+    member of either program, and of the forced "vmap" / "unroll" modes, makes the updates of its
+    single run (``make_train_steps``), including a member halted at a non-finite step (lr = inf)
+    while the other goes on (a one-channel convolution is im2col on the CPU, and still counts)."""
+    from dlmodels.cnn import convnet
+    from dlmodels.train import (init_state, init_states, make_train_step, make_train_steps,
+                                make_vmapped_train_steps)
+    from dlmodels.train.state import set_hyperparams
+    from dlmodels.train.step import has_convolution
+
+    rng = np.random.default_rng(3)
+    data = (jnp.asarray(rng.uniform(size=(24, 8, 8, 1)), jnp.float32),
+            jnp.asarray(rng.integers(0, 3, 24)))
+    idx = jnp.arange(24).reshape(3, 8)
+    conv = convnet((2,), 3, input_shape=(8, 8, 1), hidden=5)
+    dense = mlp((64, 5, 3))
+    flat = lambda apply: (lambda p, x, **kw: apply(p, x.reshape(x.shape[0], -1), **kw))  # noqa: E731
+    optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    batch = jax.tree.map(lambda a: a[:8], data)
+    for model, apply, expect_conv in ((conv, conv.apply, True), (dense, flat(dense.apply), False)):
+        loss_fn, _ = classifier(apply, train_mode=False)
+        one = init_state(model.init, optimizer, 0)
+        assert has_convolution(make_train_step(loss_fn, optimizer), one, batch) == expect_conv
+        states = init_states(model.init, optimizer, [0, 1])
+        # member 1 diverges: lr = inf makes its params non-finite at step 1, so step 2 halts it
+        states = states._replace(opt_state=set_hyperparams(states.opt_state,
+                                                           learning_rate=jnp.array([0.1, jnp.inf])))
+        singles = []
+        for k, lr in enumerate((0.1, jnp.inf)):
+            s = init_state(model.init, optimizer, k)
+            s = s._replace(opt_state=set_hyperparams(s.opt_state, learning_rate=jnp.asarray(lr)))
+            singles.append(jax.jit(make_train_steps(loss_fn, optimizer))(s, data, idx))
+        for members in ("auto", "vmap", "unroll"):
+            got, metrics = jax.jit(make_vmapped_train_steps(loss_fn, optimizer, members=members))(
+                states, data, idx)
+            np.testing.assert_array_equal(np.asarray(metrics.finite), [[True] * 3, [True, False, False]])
+            for k, (single, single_metrics) in enumerate(singles):
+                assert int(got.step[k]) == int(single.step)
+                np.testing.assert_allclose(metrics.loss[k][:1], single_metrics.loss[:1], rtol=1e-5)
+                for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[k], got.params)),
+                                jax.tree.leaves(single.params)):
+                    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="members"):
+        make_vmapped_train_steps(loss_fn, optimizer, members="loop")

@@ -113,15 +113,15 @@ def _conv(x, w, n: int, stride, padding, dilation, groups, flip, where: str) -> 
     x, w = x.astype(dtype), w.astype(dtype)
     if flip:
         w = jnp.flip(w, axis=tuple(range(n)))
-    if (n == 2 and c_in <= IM2COL_MAX_CHANNELS and groups == 1 and strides == (1, 1)
-            and dilations == (1, 1) and backend.name() == "cpu" and not _seed_rule_in_effect()):
+    im2col = (n == 2 and c_in <= IM2COL_MAX_CHANNELS and groups == 1 and strides == (1, 1)
+              and dilations == (1, 1) and backend.name() == "cpu")
+    if _seed_rule_in_effect():
+        return _seed_looped_conv(n, strides, pads, dilations, int(groups), im2col)(x, w)
+    if im2col:
         return _im2col_conv2d(x, w, pads)
-    plain = functools.partial(
-        jax.lax.conv_general_dilated, window_strides=strides, padding=pads, rhs_dilation=dilations,
+    return jax.lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=pads, rhs_dilation=dilations,
         dimension_numbers=_DIMENSION_NUMBERS[n], feature_group_count=int(groups))
-    if not _seed_rule_in_effect():
-        return plain(x, w)
-    return _seed_looped_conv(n, strides, pads, dilations, int(groups))(x, w)
 
 
 #: On the CPU a stride-1 2-D convolution of at most this many input channels (an image's first
@@ -275,8 +275,11 @@ def _with_looped_vjp(fn, fold=None):
 
 
 @functools.lru_cache(maxsize=None)
-def _seed_looped_conv(n, strides, pads, dilations, groups):
-    """``conv_general_dilated(x, w)`` for these static settings with the CPU batching rule."""
+def _seed_looped_conv(n, strides, pads, dilations, groups, im2col=False):
+    """``conv_general_dilated(x, w)`` for these static settings with the CPU batching rule; each
+    member runs as ``_im2col_conv2d`` where ``im2col`` (as it would outside ``seed_batching``)."""
+    if im2col:
+        return _with_looped_vjp(functools.partial(_im2col_conv2d, pads=pads), _fold_into_batch)
     return _with_looped_vjp(functools.partial(
         jax.lax.conv_general_dilated, window_strides=strides, padding=pads,
         rhs_dilation=dilations, dimension_numbers=_DIMENSION_NUMBERS[n],

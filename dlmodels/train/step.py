@@ -128,8 +128,64 @@ def make_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation
                     vmapped=False)
 
 
+#: Above this many runs, ``members="auto"`` vmaps even a convolutional step (the unrolled
+#: program's compile time grows linearly with K).
+MAX_UNROLLED_RUNS = 64
+
+
+def has_convolution(fn, *args) -> bool:
+    """Whether ``fn(*args)`` (traced abstractly under ``seed_batching``, nothing runs) contains a
+    convolution, also inside nested calls, custom derivatives, loops and branches: jax's
+    ``conv_general_dilated``, or a ``dlmodels.nn`` convolution carrying its seed rule (a
+    ``custom_vmap``, whatever it computes inside, e.g. the CPU's im2col)."""
+    avals = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), args)
+    with seed_batching():
+        jaxpr = jax.make_jaxpr(fn)(*avals).jaxpr
+    return _jaxpr_has(jaxpr, ("conv_general_dilated", "custom_vmap_call"))
+
+
+def _jaxpr_has(jaxpr, primitives: tuple[str, ...]) -> bool:
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in primitives:
+            return True
+        for value in eqn.params.values():
+            for sub in (value if isinstance(value, (tuple, list)) else (value,)):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns") and _jaxpr_has(inner, primitives):
+                    return True
+    return False
+
+
+def _unrolled_members(train_step, n_runs: int):
+    """``step(states, batch, active [K])``: ``train_step`` of member k on the shared batch for
+    k = 0 .. K-1, one after another in the one program (each member starts once the previous one
+    is done, so one member's temporaries at a time), stacked: the same updates as K single runs."""
+    def step(state: TrainState, batch, active):
+        outs = []
+        for k in range(n_runs):
+            member = jax.tree.map(lambda a: a[k], state)
+            if outs:
+                member, _ = jax.lax.optimization_barrier((member, outs[-1]))
+            outs.append(train_step(member, batch, active[k]))
+        return jax.tree.map(lambda *a: jnp.stack(a), *outs)
+
+    return step
+
+
+def _use_unrolled(members: str, train_step, state: TrainState, batch) -> bool:
+    """``members`` "unroll" / "vmap", or "auto": unrolled on the CPU when one member's step
+    contains a convolution (and K <= MAX_UNROLLED_RUNS)."""
+    if members != "auto":
+        return members == "unroll"
+    n_runs = state.step.shape[0]
+    if jax.default_backend() != "cpu" or n_runs > MAX_UNROLLED_RUNS:
+        return False
+    member = jax.tree.map(lambda a: a[0], state)
+    return has_convolution(train_step, member, batch, jnp.array(True))
+
+
 def _scanned(train_step, halt_on_nonfinite: bool, *, vmapped: bool,
-             gathered: bool = False, constrain=None):
+             gathered: bool = False, constrain=None, members: str = "vmap"):
     """``run(state, data, indices)``: ``train_step(state, batch, active)`` (:func:`_guarded_step`,
     vmapped when ``vmapped``) scanned over the rows of ``indices``, with the non-finite halt
     (``active`` false from the first non-finite step on). ``vmapped``: the state has a leading run axis K; each batch is gathered once
@@ -146,15 +202,23 @@ def _scanned(train_step, halt_on_nonfinite: bool, *, vmapped: bool,
 
     def traced(state: TrainState, data, indices: jax.Array | None = None):
         n_runs = state.step.shape[0] if vmapped else None
+        unrolled = []   # decided once, at the first trace of the body
 
         def body(carry, xs):
             state, halted = carry
             batch = xs if gathered else jax.tree.map(lambda a: a[xs], data)  # once for all runs
+            step = train_step
             if vmapped:
-                batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_runs,) + a.shape), batch)
+                if not unrolled:
+                    unrolled.append(_use_unrolled(members, train_step, state, batch))
+                if unrolled[0]:
+                    step = _unrolled_members(train_step, n_runs)
+                else:
+                    step = jax.vmap(train_step)
+                    batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_runs,) + a.shape), batch)
             if constrain is not None:
                 batch = constrain(batch)
-            new, metrics = train_step(state, batch, ~halted)
+            new, metrics = step(state, batch, ~halted)
             if halt_on_nonfinite:
                 halted = halted | ~metrics.finite
             return (new, halted), metrics
@@ -193,7 +257,7 @@ def make_sharded_train_steps(loss_fn: Objective, optimizer: optax.GradientTransf
         run = _scanned(step, halt_on_nonfinite, vmapped=False, gathered=gathered,
                        constrain=layout.constrain_batch)
     else:
-        run = _scanned(jax.vmap(step), halt_on_nonfinite, vmapped=True, gathered=gathered,
+        run = _scanned(step, halt_on_nonfinite, vmapped=True, gathered=gathered,
                        constrain=layout.constrain_runs)
     inputs = ((layout.state, layout.batches) if gathered
               else (layout.state, layout.replicated, layout.batches))
@@ -201,7 +265,7 @@ def make_sharded_train_steps(loss_fn: Objective, optimizer: optax.GradientTransf
 
 
 def make_vmapped_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation, *,
-                             halt_on_nonfinite: bool = True):
+                             halt_on_nonfinite: bool = True, members: str = "auto"):
     """``run(states, data, indices) -> (states, StepMetrics [K, S, ...])``: K runs (seeds or
     hyper-parameter settings) trained on the same batches in one compiled ``lax.scan``.
 
@@ -217,9 +281,20 @@ def make_vmapped_train_steps(loss_fn: Objective, optimizer: optax.GradientTransf
     step. On a 2-core CPU, at 784-256-10 with batch 128, that made 8 seeds 1.3x (SGD with
     momentum) to 1.45x (Adam) slower than 8 sequential runs, where this is at parity; at
     64-32-10 with batch 32 the fold was up to 10% faster (``benchmarks/RESULTS.md``, "seeds").
+
+    ``members``: "vmap" (the above), "unroll" (member k's step runs after member k - 1's in the
+    same program, on the shared batch: bitwise the updates of K single runs) or "auto" (default):
+    unrolled on the CPU when the step contains a convolution, vmapped otherwise. On a quiet 2-core
+    CPU, 8 LeNet-5 seeds (B = 128) took 73 ms per step unrolled, 85 ms vmapped (with the
+    convolutions' seed rule) and 74 ms as 8 single-run steps; XLA:CPU has no batched convolution
+    that beats K ordinary ones, while an MLP's batched dots do beat K single runs (8 seeds of
+    64-32-10: 1.29x vmapped).
     """
-    return _scanned(jax.vmap(_guarded_step(loss_fn, optimizer, halt=halt_on_nonfinite)),
-                    halt_on_nonfinite, vmapped=True)
+    if members not in ("auto", "vmap", "unroll"):
+        raise ValueError(f"make_vmapped_train_steps: members must be 'auto', 'vmap' or 'unroll', "
+                         f"got {members!r}")
+    return _scanned(_guarded_step(loss_fn, optimizer, halt=halt_on_nonfinite),
+                    halt_on_nonfinite, vmapped=True, members=members)
 
 
 def make_evaluate(eval_fn: Callable[[Any, Any], dict], batch_size: int, *, constrain=None):
