@@ -37,24 +37,21 @@ def conv_steps_per_call(default: int, backend: str | None = None) -> int:
 
 
 def vmap_conv_seeds(backend: str | None = None) -> bool:
-    """Whether K seeds of a convolutional network should train as one vmapped program
-    (``fit(..., seeds=...)``) rather than one run after another: True off the CPU, and on the
-    CPU only once ``reuse_freed_memory()`` has been applied in this process.
+    """Whether the experiments that train K seeds of a convolutional network one run after another
+    on the CPU (gan_mnist's DCGAN, translation_invariance) should instead call ``fit(...,
+    seeds=...)``: True off the CPU, and on the CPU only once ``reuse_freed_memory()`` has been
+    applied in this process. They keep their per-seed runs on the CPU so that reruns reproduce
+    their committed reference runs (each seed with its own data order).
 
-    jax batches a convolution whose kernels are batched over seeds into a grouped convolution,
-    which XLA:CPU runs ~6x slower per member than a single run. On the CPU the library's
-    convolutions therefore run the K members as K ordinary convolutions (``dlmodels.nn.conv``'s
-    batching rule), which brings the vmapped program close to, but not yet up to, K sequential
-    runs (medians of per-round ratios sequential / vmapped, 2-core CPU at load 4-7, training steps
-    through ``make_train_step``): LeNet-5, B=128, K=8: 0.85-0.89 (jax's grouped convolution: 0.33-
-    0.40); gan_mnist's DCGAN, B=64, K=4: 0.81 (grouped: 0.30). What is left is memory: the vmapped
-    step's temporaries (71 MB for LeNet-5 at K=8, 10 MB for one run) are above glibc's mmap
-    threshold, so every call maps them afresh (25,000 page faults per step; one run's stay in the
-    heap: none); with ``reuse_freed_memory()`` called before JAX starts, 0.99 [0.95-1.19] and
-    1.07 [1.02-1.08] (``benchmarks/conv.py --seeds 8 --reuse-freed-memory``; without: 0.86
-    [0.72-0.87] in the run beside it, load 5-6). On a
-    GPU, cuDNN runs a grouped convolution as one kernel, so the vmapped program is expected to be
-    the fast way (not yet measured in this repository).
+    ``fit(..., seeds=...)`` itself is no longer slower there: on the CPU the trainer runs a
+    convolutional step's K members one after another inside the one program
+    (``make_vmapped_train_steps(members="auto")``). Quiet 2-core CPU, sequential / one program,
+    medians of per-round ratios: 8 LeNet-5 seeds (B = 128) 1.03x [1.00-1.06]; 4 DCGAN seeds of
+    gan_mnist (B = 64) 1.01x [0.99-1.02]; 2 seeds of the dropout experiment's convnet 1.02-1.23x.
+    Vmapped instead (with ``dlmodels.nn.conv``'s seed rule) they were 0.70-0.89x, and jax's
+    grouped convolution 0.2-0.4x. ``reuse_freed_memory()`` had seemed to close the vmapped gap
+    (1.06-1.08x), but it did so by slowing the single runs: with one malloc arena 4 single DCGAN
+    steps took 121 ms instead of 96 ms.
     """
     return name(backend) != "cpu" or _freed_memory_reused
 
@@ -70,7 +67,11 @@ def reuse_freed_memory() -> bool:
     page faults of touching them again cost a K-seed vmapped LeNet-5 step ~15 % (see
     ``vmap_conv_seeds``). Process-wide, and effective only when called before JAX's first
     computation (the threads' arenas exist from then on). The price: the process keeps its peak
-    heap. Returns False (and does nothing) where the C library is not glibc."""
+    heap, and threads share one arena. Measured on a quiet 2-core CPU (training steps, every side
+    in the same process): the reduced AlexNet's step 148 -> 127 ms (its 4096x4096 dense layers'
+    buffers; one arena is what helps, no-mmap alone does not), but LeNet-5's 10.6 -> 11.6 ms and
+    a single DCGAN step 24 -> 30 ms. Hence opt-in. Returns False (and does nothing) where the C
+    library is not glibc."""
     import ctypes
     import ctypes.util
 

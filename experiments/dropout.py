@@ -8,12 +8,12 @@ rate 0 and ``dropout`` on its dense layer, ``n_seeds`` seeds of each in ONE vmap
 (``fit(..., seeds=...)``). Reported per seed: training and test accuracy and loss at the end,
 and the train/test gap; curves of the test error per epoch.
 
-On the CPU the library's convolutions run a vmap over seeds as one ordinary convolution per seed
-(``dlmodels.nn.conv``; jax's grouped convolution ran ~6x slower per member): one training step of
-2 seeds of the default 16-32 convnet (batch 100, dropout 0.5, Adam) took 585 ms vmapped against
-359 ms for the 2 single-seed steps and 1820 ms with the grouped convolution (median per-round
-ratio sequential / vmapped 0.77 [0.71-0.83], grouped 0.21; 2 shared cores at load 6-9); the
-default budget stays small. On a GPU the vmapped program is the fast way.
+On the CPU the trainer runs a convolutional step's seeds one after another inside the one
+compiled program (``make_vmapped_train_steps(members="auto")``): one training step of 2 seeds of
+the default 16-32 convnet (batch 100, Adam, quiet 2-core CPU) took 45 / 55 ms (dropout 0 / 0.5)
+against 55 ms for the 2 single-seed steps (sequential / in-one-program 1.23x [1.20-1.30] and
+1.02x [0.98-1.13]); jax's grouped convolution had made the vmapped step ~5x slower. On a GPU
+the seeds are one vmapped program.
 """
 
 from __future__ import annotations

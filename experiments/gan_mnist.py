@@ -14,9 +14,10 @@ b1 = 0.5, Radford et al. 2016) for both players, ``n_seeds`` seeds each:
 - DCGAN: generator z -> dense 7x7x64 -> BN, ReLU -> 4x4/2 transposed conv 14x14x32 -> BN, ReLU
   -> 4x4/2 transposed conv 28x28x1 -> sigmoid; discriminator 4x4/2 conv 32 -> LReLU(0.2) -> 4x4/2
   conv 64 -> BN -> LReLU -> logit (the paper's 64x64 nets cut to 28x28 and to CPU widths).
-  On the CPU its seeds train ONE AFTER ANOTHER (``dlmodels.backend.vmap_conv_seeds``): one
-  vmapped step of 4 seeds takes 293 ms against 241 ms for 4 single-seed steps (batch 64, 2 shared
-  cores; the library's per-seed convolution rule; jax's grouped convolution took 793 ms); the
+  On the CPU its seeds train ONE AFTER ANOTHER (``dlmodels.backend.vmap_conv_seeds``), each
+  with its own data order, as in the committed reference run (before the trainer ran conv-net
+  seeds unrolled in one program, 4 vmapped seeds took 293 ms per step against 241 ms for 4 single
+  seeds; now ``fit(..., seeds=4)`` runs them at 1.01x the single runs); the
   reference run: 58 ms per step and seed. Elsewhere they are one vmapped program.
 
 Evaluation (``dlmodels.gan.evaluation``), for each seed on ``n_samples`` = 10,000 generated images:

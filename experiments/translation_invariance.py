@@ -7,9 +7,9 @@ ReLU, a dense ReLU layer, 10 logits) are trained on the unshifted training digit
 pooling after each convolution and one without (its dense layer sees every position). Both are
 then tested on the test digits shifted by 0..``max_shift`` pixels (up, down, left and right,
 zero fill, averaged over the four directions), ``n_seeds`` seeds each. On the CPU the seeds run
-one after another: vmapped over seeds, the library's convolutions still run ~10-20 % slower per
-member than single runs there (``dlmodels.backend.vmap_conv_seeds``, which has the measurements);
-elsewhere they train as one vmapped program.
+one after another, each with its own data order, as in the committed reference run
+(``dlmodels.backend.vmap_conv_seeds``, which has the measurements of ``fit(..., seeds=...)``,
+now as fast there); elsewhere they train as one vmapped program.
 """
 
 from __future__ import annotations

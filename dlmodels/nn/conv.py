@@ -164,12 +164,13 @@ def _im2col_conv2d(x: jax.Array, w: jax.Array, pads) -> jax.Array:
 # convolution, feature_group_count = K * groups) ~6x slower per member than one unbatched
 # convolution. On the CPU the library's convolutions therefore carry their own batching rule: when
 # the kernel is batched, the K members run as K unbatched convolutions (a Python loop unrolled over
-# the static K, results stacked), in the forward pass and in both gradients (a custom VJP whose
-# backward pass is batched by the same rule). A LeNet-5 training step of 8 vmapped seeds (B=128,
-# 2-core CPU at load 4-7): 284 ms against 794 ms with the grouped convolution and 244 ms for 8
-# single-seed steps (benchmarks/conv.py --seeds 8; the rest is memory, backend.vmap_conv_seeds).
-# The members are chained (optimization_barrier): in the same runs 0.73-0.83x sequential unchained,
-# 0.78-0.87x chained (noisy).
+# the static K, results stacked; a one-channel member as im2col), in the forward pass and in both
+# gradients (a custom VJP whose backward pass is batched by the same rule). The members are chained
+# (optimization_barrier), one convolution at a time. A vmapped LeNet-5 step of 8 seeds (B=128,
+# quiet 2-core CPU) still took 85-88 ms against 74 ms for 8 single-seed steps (the rest of the step
+# batched: pooling, dense layers, memory), so the trainer runs a convolutional step's seeds
+# unrolled instead (dlmodels.train.step, members="auto": 70-73 ms); the rule serves a plain
+# jax.vmap of the library's convolutions.
 
 #: Above this many members the rule falls back to jax's grouped convolution (the unrolled loop's
 #: compile time grows linearly with K; seeds and sweeps are far smaller).
