@@ -368,3 +368,29 @@ def test_convolutional_seeds_run_unrolled_on_the_cpu_and_equal_single_runs():
                     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="members"):
         make_vmapped_train_steps(loss_fn, optimizer, members="loop")
+
+
+@pytest.mark.parametrize("vmapped", [False, True])
+def test_halted_steps_report_not_finite_and_leave_the_state_frozen(vmapped):
+    """With the non-finite halt, ``finite`` is True up to the first non-finite step and False from
+    it on, also for later steps whose batches are finite (they make no update); the state after
+    the call equals the state after the last finite step, computed separately."""
+    from dlmodels.train import init_state, init_states, make_train_steps, make_vmapped_train_steps
+
+    model = mlp((4, 8, 3))
+    loss_fn, _ = classifier(model.apply, train_mode=False)
+    optimizer = optax.sgd(0.1)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    x[16] = np.nan                      # in step 2's batch only
+    data = (jnp.asarray(x), jnp.asarray(rng.integers(0, 3, 32)))
+    idx = jnp.arange(32).reshape(4, 8)
+    make = make_vmapped_train_steps if vmapped else make_train_steps
+    state = init_states(model.init, optimizer, [0, 1]) if vmapped else init_state(model.init, optimizer, 0)
+    got, metrics = jax.jit(make(loss_fn, optimizer))(state, data, idx)
+    expected = [True, True, False, False]
+    np.testing.assert_array_equal(np.asarray(metrics.finite), [expected] * 2 if vmapped else expected)
+    good, _ = jax.jit(make(loss_fn, optimizer))(state, data, idx[:2])
+    assert np.all(np.asarray(got.step) == 2)
+    for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(good.params)):
+        np.testing.assert_array_equal(a, b)

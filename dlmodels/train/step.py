@@ -122,7 +122,8 @@ def make_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation
     ``data``: a pytree of arrays with a leading example axis ``[N, ...]`` (kept on the device);
     ``indices``: int ``[S, B]``, the examples of each of S steps. The S updates run inside one
     ``lax.scan``. With ``halt_on_nonfinite`` the first non-finite step freezes the state (step
-    counter included) for the rest of the call, so the caller can stop at the last good state.
+    counter included) for the rest of the call, so the caller can stop at the last good state;
+    the metrics' ``finite`` is then False from that step on (the frozen steps make no update).
     """
     return _scanned(_guarded_step(loss_fn, optimizer, halt=halt_on_nonfinite), halt_on_nonfinite,
                     vmapped=False)
@@ -221,6 +222,11 @@ def _scanned(train_step, halt_on_nonfinite: bool, *, vmapped: bool,
             new, metrics = step(state, batch, ~halted)
             if halt_on_nonfinite:
                 halted = halted | ~metrics.finite
+                # the running halt flag, not `finite`, is the per-step output: the same up to the
+                # first non-finite step, and XLA:CPU then overlaps more of the step's independent
+                # kernels (8 vmapped seeds of a 64-32-10 MLP with SGD: 82 instead of 97 us per
+                # step; Adam, single runs and 784-256-10 unchanged)
+                metrics = metrics._replace(finite=halted)
             return (new, halted), metrics
 
         halted = jnp.zeros((n_runs,), bool) if vmapped else jnp.array(False)
@@ -234,6 +240,8 @@ def _scanned(train_step, halt_on_nonfinite: bool, *, vmapped: bool,
             metrics = jax.tree.map(lambda a: a[None], metrics)
         else:
             (state, _), metrics = jax.lax.scan(body, (state, halted), xs)
+        if halt_on_nonfinite:
+            metrics = metrics._replace(finite=~metrics.finite)   # from the halt flags (above)
         if vmapped:
             metrics = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), metrics)  # [S, K] -> [K, S]
         return state, metrics
