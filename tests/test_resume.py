@@ -43,9 +43,11 @@ def _finish(proc: subprocess.Popen) -> str:
 
 
 def _steps(ckpt: Path) -> list[int]:
-    """Complete checkpoints (orbax renames a finished one to its step number)."""
+    """Complete checkpoints: orbax renames a finished one to its step number, and one that a kill
+    caught while orbax was removing it (beyond ``keep``) has lost an item (``Checkpointer.steps``)."""
     try:
-        return sorted(int(p) for p in os.listdir(ckpt) if p.isdigit())
+        return sorted(int(p) for p in os.listdir(ckpt) if p.isdigit()
+                      and all((ckpt / p / item).is_dir() for item in ("state", "config")))
     except FileNotFoundError:
         return []
 

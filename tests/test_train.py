@@ -193,6 +193,28 @@ def test_corrupted_checkpoint_is_refused_and_last_good_kept(tmp_path):
     assert int(state.step) == 19 and saved["train_config"]["epochs"] == 2
 
 
+def test_a_half_removed_old_checkpoint_is_not_listed_and_resume_goes_on(tmp_path):
+    """A kill while orbax removes a checkpoint beyond ``keep`` (a recursive delete, ``config``
+    first) leaves ``<step>/state`` alone: the Checkpointer does not count it, resume continues from
+    the newest complete one and ends where an uninterrupted run does, and asking for that step
+    by name is a clear error; the leftover stays on disk."""
+    config = dataclasses_replace(CONFIG, epochs=2, checkpoint_every=19)
+    _fit(config, run_dir=tmp_path)
+    shutil.rmtree(tmp_path / "checkpoints" / "19" / "config")
+    (tmp_path / "checkpoints" / "19" / "commit_success.txt").unlink(missing_ok=True)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.steps() == [38]
+    target = init_state(MODEL.init, optax.adam(3e-3), 0)
+    with pytest.raises(CheckpointError, match="no checkpoint for step 19"):
+        ckpt.restore(target, step=19)
+    assert (tmp_path / "checkpoints" / "19" / "state").is_dir()
+    resumed = _fit(dataclasses_replace(config, epochs=3), run_dir=tmp_path, resume=True)
+    straight = _fit(dataclasses_replace(config, epochs=3), run_dir=tmp_path / "straight")
+    assert int(resumed.state.step) == int(straight.state.step)
+    for a, b in zip(jax.tree.leaves(resumed.state.params), jax.tree.leaves(straight.state.params)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     fitted = _fit(dataclasses_replace(CONFIG, epochs=1), run_dir=tmp_path)
     params, saved = Checkpointer(tmp_path / "checkpoints").restore_params()

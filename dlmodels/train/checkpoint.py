@@ -58,6 +58,9 @@ def step_of(state: TrainState) -> int:
     return int(np.max(np.asarray(step)))
 
 
+_ITEMS = ("state", "config")   # a checkpoint's orbax items
+
+
 class Checkpointer:
     """Saves and restores train states in ``directory``, keeping the newest ``keep``."""
 
@@ -69,13 +72,21 @@ class Checkpointer:
                                                enable_async_checkpointing=False)
         self._manager = ocp.CheckpointManager(
             self.directory, options=options,
-            item_handlers={"state": ocp.StandardCheckpointHandler(),
-                           "config": ocp.JsonCheckpointHandler()})
+            item_handlers=dict(zip(_ITEMS, (ocp.StandardCheckpointHandler(),
+                                            ocp.JsonCheckpointHandler()))))
 
     def steps(self) -> list[int]:
-        """The steps of the complete checkpoints present, oldest first."""
+        """The steps of the complete checkpoints present, oldest first.
+
+        A step directory without both items (``state`` and ``config``) is not one: orbax removes
+        a checkpoint beyond ``keep`` with a recursive delete, ``config`` first, so a process killed
+        during that removal leaves ``<step>/state`` alone (seen in the kill-and-resume test). Such
+        a directory is left on disk, and ``restore(step=...)`` of it still raises
+        ``CheckpointError``."""
         self._manager.reload()
-        return sorted(self._manager.all_steps())
+        return sorted(step for step in self._manager.all_steps()
+                      if all(os.path.isdir(os.path.join(self.directory, str(step), item))
+                             for item in _ITEMS))
 
     def save(self, state: TrainState, *, config: dict | None = None) -> str:
         """Write ``state`` (and ``config`` as JSON) under its step; returns the checkpoint's path."""
