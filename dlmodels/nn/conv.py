@@ -129,16 +129,16 @@ def _conv(x, w, n: int, stride, padding, dilation, groups, flip, where: str) -> 
 #: convolution of one input channel is slow. LeNet-5's training step at B = 128 (value and
 #: gradient + SGD, quiet 2-core CPU): 14.2 ms with jax's convolution, 11.1 ms with conv1 as
 #: channel-major im2col. conv3 (6 channels) as im2col was 1.02x [0.99-1.05] on top (60 rounds),
-#: and as XLA's convolution with im2col gradients (a custom JVP) 1.00x: no gain, hence 1. Not
-#: inside ``seed_batching``: 8 vmapped LeNet-5 seeds took 237 ms per step with conv1 as im2col
-#: (the batch's columns made once per seed) against 159 ms with the seed rule's K convolutions.
+#: and as XLA's convolution with im2col gradients (a custom JVP) 1.00x: no gain, hence 1. Inside
+#: ``seed_batching`` each member runs as im2col too (``_seed_looped_conv``).
 IM2COL_MAX_CHANNELS = 1
 
 
 def _im2col_conv2d(x: jax.Array, w: jax.Array, pads) -> jax.Array:
     """``conv_general_dilated(x, w)`` at stride 1 as ``cols @ w.reshape(kh kw C_in, C_out)``:
     ``cols[n, i, j, (m kw + l) C_in + c] = x_pad[n, i + m, j + l, c]`` ``[N, H_out, W_out,
-    kh kw C_in]``; the same sums as the convolution, in another order (float32 rounding)."""
+    kh kw C_in]`` (for C_in = 1 its transpose ``[kh kw, N H_out W_out]``); the same sums as the
+    convolution, in another order (float32 rounding)."""
     kh, kw, c_in, c_out = w.shape
     if pads == "SAME":
         pads = jax.lax.padtype_to_pads(x.shape[1:3], (kh, kw), (1, 1), "SAME")
@@ -211,11 +211,13 @@ def _seed_rule_in_effect() -> bool:
     return backend.name() == "cpu" and bool(_SEED_RULE.get())
 
 
-def _stack_members(fn, axis_size: int, in_batched, args):
-    """``fn`` applied to member k of every batched arg (the unbatched args shared), stacked."""
+def stack_members(fn, axis_size: int, in_batched, args):
+    """``fn`` applied to member k of every batched arg (a pytree, sliced on its leading axis; the
+    unbatched args shared) for k = 0 .. K-1, member k starting once member k - 1 is done, outputs
+    stacked. Also the trainer's unrolled seeds (``dlmodels.train.step``)."""
     outs = []
     for k in range(axis_size):
-        member = [a[k] if b else a for a, b in zip(args, in_batched)]
+        member = [jax.tree.map(lambda x: x[k], a) if b else a for a, b in zip(args, in_batched)]
         if outs:  # member k starts after member k - 1: one convolution at a time has both cores
             member, _ = jax.lax.optimization_barrier((member, outs[-1]))
         outs.append(fn(*member))
@@ -224,7 +226,7 @@ def _stack_members(fn, axis_size: int, in_batched, args):
 
 def _member_loop(fn, kernel_arg: int, fold=None):
     """``fn`` (positional array args) with a batching rule: when arg ``kernel_arg`` (the kernel, or
-    the weights of an op) is batched, the members run one by one (``_stack_members``); otherwise
+    the weights of an op) is batched, the members run one by one (``stack_members``); otherwise
     ``fold(looped, axis_size, in_batched, *args)`` if given (the batch axis folded into N), else
     ``jax.vmap`` of ``fn`` (jax's own rule). Outputs are batched."""
     looped = jax.custom_batching.custom_vmap(fn)
@@ -232,7 +234,7 @@ def _member_loop(fn, kernel_arg: int, fold=None):
     @looped.def_vmap
     def rule(axis_size, in_batched, *args):
         if in_batched[kernel_arg] and axis_size <= MAX_UNROLLED_MEMBERS:
-            out = _stack_members(looped, axis_size, in_batched, args)
+            out = stack_members(looped, axis_size, in_batched, args)
         elif fold is not None and not in_batched[kernel_arg]:
             out = fold(looped, axis_size, in_batched, *args)
         else:

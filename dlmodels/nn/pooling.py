@@ -90,7 +90,7 @@ def _window_max_jvp(primals, tangents):
     ``dy = sum_w [x_w = y] dx_w / #{w : x_w = y}``), with the tie count written as unrolled adds
     of the window's slices instead of a ``reduce_sum``: XLA:CPU ran that reduction as a separate
     kernel of ~1 ms on LeNet-5's [128, 28, 28, 6] maps, and with it the pooling's value and
-    gradient took 2.35 ms, against 1.37 ms so (same values and gradients, tests/test_pooling.py)."""
+    gradient took 2.35 ms, against 1.37 ms so (same values and gradients, tests/test_conv.py)."""
     (xr,), (dxr,) = primals, tangents
     axes = _window_axes(xr)
     y = jnp.max(xr, axis=axes)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dlmodels.nn.conv import seed_batching
+from dlmodels.nn.conv import MAX_UNROLLED_MEMBERS, seed_batching, stack_members
 from dlmodels.train.estimators import GradientEstimator, LossFn, Updater, as_estimator
 from dlmodels.train.state import TrainState
 
@@ -129,11 +129,6 @@ def make_train_steps(loss_fn: Objective, optimizer: optax.GradientTransformation
                     vmapped=False)
 
 
-#: Above this many runs, ``members="auto"`` vmaps even a convolutional step (the unrolled
-#: program's compile time grows linearly with K).
-MAX_UNROLLED_RUNS = 64
-
-
 def has_convolution(fn, *args) -> bool:
     """Whether ``fn(*args)`` (traced abstractly under ``seed_batching``, nothing runs) contains a
     convolution, also inside nested calls, custom derivatives, loops and branches: jax's
@@ -159,27 +154,20 @@ def _jaxpr_has(jaxpr, primitives: tuple[str, ...]) -> bool:
 
 def _unrolled_members(train_step, n_runs: int):
     """``step(states, batch, active [K])``: ``train_step`` of member k on the shared batch for
-    k = 0 .. K-1, one after another in the one program (each member starts once the previous one
-    is done, so one member's temporaries at a time), stacked: the same updates as K single runs."""
-    def step(state: TrainState, batch, active):
-        outs = []
-        for k in range(n_runs):
-            member = jax.tree.map(lambda a: a[k], state)
-            if outs:
-                member, _ = jax.lax.optimization_barrier((member, outs[-1]))
-            outs.append(train_step(member, batch, active[k]))
-        return jax.tree.map(lambda *a: jnp.stack(a), *outs)
-
-    return step
+    k = 0 .. K-1, one after another in the one program (one member's temporaries at a time,
+    ``nn.conv.stack_members``), stacked: the same updates as K single runs."""
+    return lambda state, batch, active: stack_members(train_step, n_runs, (True, False, True),
+                                                      (state, batch, active))
 
 
 def _use_unrolled(members: str, train_step, state: TrainState, batch) -> bool:
     """``members`` "unroll" / "vmap", or "auto": unrolled on the CPU when one member's step
-    contains a convolution (and K <= MAX_UNROLLED_RUNS)."""
+    contains a convolution (and K <= ``nn.conv.MAX_UNROLLED_MEMBERS``, as compile time grows with
+    K)."""
     if members != "auto":
         return members == "unroll"
     n_runs = state.step.shape[0]
-    if jax.default_backend() != "cpu" or n_runs > MAX_UNROLLED_RUNS:
+    if jax.default_backend() != "cpu" or n_runs > MAX_UNROLLED_MEMBERS:
         return False
     member = jax.tree.map(lambda a: a[0], state)
     return has_convolution(train_step, member, batch, jnp.array(True))
